@@ -1,0 +1,1 @@
+"""Shared saga plumbing: settings, errors, message contracts, Kafka wrappers, unit of work."""

@@ -1,0 +1,1 @@
+"""PostgreSQL: engine, unit of work, and the transactional outbox and inbox."""

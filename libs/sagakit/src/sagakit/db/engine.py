@@ -1,0 +1,24 @@
+"""Async engine and session factory (SQLAlchemy 2 + asyncpg)."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,  # a restarted PostgreSQL leaves dead connections in the pool
+        pool_recycle=1800,
+    )
+
+
+def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def asyncpg_dsn(url: str) -> str:
+    """The plain libpq form of a SQLAlchemy URL, for raw asyncpg connections."""
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)

@@ -1,0 +1,140 @@
+"""The outbox relay: publishes committed outbox rows to Kafka, in order, then deletes them.
+
+- Wakes on PostgreSQL ``NOTIFY`` (sent by the unit of work at commit), so a message leaves within
+  milliseconds of its commit; a slow poll is only the safety net for a lost notification.
+- Safe with several replicas: only the holder of a session-level advisory lock publishes, which
+  also keeps per-saga (in fact global) order. If that replica dies its connection closes, the lock
+  is released and a standby takes over within ``standby_retry_s``.
+- At least once: a crash after Kafka acknowledged but before the delete republishes those rows
+  with the same message ids, which every consumer's inbox discards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+from typing import Any
+
+import asyncpg
+import orjson
+
+from sagakit.db.engine import asyncpg_dsn
+from sagakit.db.unit_of_work import OUTBOX_CHANNEL
+from sagakit.errors import BrokerUnavailable
+from sagakit.messaging.producer import Producer
+from sagakit.ops import metrics
+
+log = logging.getLogger(__name__)
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        database_url: str,
+        producer: Producer,
+        *,
+        name: str,
+        batch_size: int = 500,
+        poll_interval_s: float = 1.0,
+        standby_retry_s: float = 2.0,
+        backoff_cap_s: float = 5.0,
+    ) -> None:
+        self._dsn = asyncpg_dsn(database_url)
+        self._producer = producer
+        self._name = name
+        self._lock_key = zlib.crc32(f"sagakit-outbox-relay:{name}".encode())
+        self._batch_size = batch_size
+        self._poll_interval_s = poll_interval_s
+        self._standby_retry_s = standby_retry_s
+        self._backoff_cap_s = backoff_cap_s
+        self._wakeup = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self.is_leader = False
+        self.published = 0
+
+    async def run(self) -> None:
+        """Run until ``stop()``; survives database and broker outages."""
+        backoff = 0.1
+        while not self._stopping.is_set():
+            try:
+                await self._run_connected()
+                backoff = 0.1
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, BrokerUnavailable) as exc:
+                self.is_leader = False
+                log.warning("outbox relay %s: %s; retrying in %.1fs", self._name, exc, backoff)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, self._backoff_cap_s)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wakeup.set()
+
+    async def _run_connected(self) -> None:
+        conn: asyncpg.Connection = await asyncpg.connect(self._dsn, timeout=5)
+        try:
+            if not await self._become_leader(conn):
+                return
+            await conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
+            log.info("outbox relay %s: leader, publishing", self._name)
+            while not self._stopping.is_set():
+                self._wakeup.clear()
+                published = await self._publish_batch(conn)
+                if published < self._batch_size:
+                    await self._wait_for_work()
+            # Stopping: what was committed before the consumer stopped still leaves now.
+            while await self._publish_batch(conn) == self._batch_size:
+                pass
+        finally:
+            self.is_leader = False
+            await conn.close(timeout=2)
+
+    async def _become_leader(self, conn: asyncpg.Connection) -> bool:
+        while not self._stopping.is_set():
+            if await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_key):
+                self.is_leader = True
+                return True
+            await self._sleep(self._standby_retry_s)
+            await conn.execute("SELECT 1")  # notice a dead connection while standing by
+        return False
+
+    async def _publish_batch(self, conn: asyncpg.Connection) -> int:
+        rows = await conn.fetch(
+            "SELECT id, topic, key, headers, value FROM outbox ORDER BY id LIMIT $1",
+            self._batch_size,
+        )
+        if not rows:
+            metrics.OUTBOX_PENDING.labels(self._name).set(0)
+            return 0
+        await self._producer.send_many([_record(row) for row in rows])
+        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+        self.published += len(rows)
+        metrics.OUTBOX_PUBLISHED.labels(self._name).inc(len(rows))
+        return len(rows)
+
+    async def _wait_for_work(self) -> None:
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll_interval_s)
+        except TimeoutError:
+            pass
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+
+    def _on_notify(self, *_args: Any) -> None:
+        self._wakeup.set()
+
+
+def _record(row: asyncpg.Record) -> tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]:
+    headers = row["headers"]
+    if isinstance(headers, str):  # asyncpg returns jsonb as text unless a codec is set
+        headers = orjson.loads(headers)
+    return (
+        row["topic"],
+        row["key"],
+        row["value"],
+        [(name, value.encode()) for name, value in headers],
+    )

@@ -1,0 +1,1 @@
+"""Messages on Kafka: the envelope, the contracts registry, the producer and consumer wrappers."""

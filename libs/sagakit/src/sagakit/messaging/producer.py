@@ -1,0 +1,92 @@
+"""The producer wrapper: idempotent, acks=all, keyed by saga id.
+
+Services never publish domain messages directly: they write the outbox and the relay publishes
+through this producer. Direct sends are for the relay and for dead-lettering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from sagakit.errors import BrokerUnavailable
+from sagakit.messaging.envelope import Envelope, Headers
+from sagakit.messaging.registry import Message
+
+
+class Producer:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        client_id: str,
+        linger_ms: int = 2,
+        request_timeout_ms: int = 15_000,
+    ) -> None:
+        self._config = {
+            "bootstrap_servers": bootstrap_servers,
+            "client_id": client_id,
+            "enable_idempotence": True,  # the broker drops retried duplicates; needs acks=all
+            "acks": "all",
+            "linger_ms": linger_ms,
+            "request_timeout_ms": request_timeout_ms,
+        }
+        self._kafka_client: AIOKafkaProducer | None = None
+
+    @property
+    def _kafka(self) -> AIOKafkaProducer:
+        if self._kafka_client is None:
+            raise BrokerUnavailable("producer is not started")
+        return self._kafka_client
+
+    async def start(self) -> None:
+        # aiokafka binds its client to the running loop, so it is created here, not in __init__.
+        kafka = AIOKafkaProducer(**self._config)
+        try:
+            await kafka.start()
+        except KafkaError as exc:
+            await kafka.stop()
+            raise BrokerUnavailable(f"cannot start producer: {exc}") from exc
+        self._kafka_client = kafka
+
+    async def stop(self) -> None:
+        if self._kafka_client is not None:
+            kafka, self._kafka_client = self._kafka_client, None
+            await kafka.stop()
+
+    async def send_raw(
+        self, topic: str, *, key: bytes | None, value: bytes | None, headers: Headers
+    ) -> None:
+        """Send one record and wait for the broker's acknowledgement."""
+        await self.send_many([(topic, key, value, headers)])
+
+    async def send_many(
+        self, records: Sequence[tuple[str, bytes | None, bytes | None, Headers]]
+    ) -> None:
+        """Send records in order and wait until all are acknowledged (batched by the client)."""
+        try:
+            futures = [
+                await self._kafka.send(topic, value=value, key=key, headers=headers)
+                for topic, key, value, headers in records
+            ]
+            await asyncio.gather(*futures)
+        except KafkaError as exc:
+            raise BrokerUnavailable(f"publish failed: {exc}") from exc
+
+    async def publish(self, topic: str, envelope: Envelope[Message]) -> None:
+        await self.send_raw(
+            topic, key=envelope.key, value=envelope.value(), headers=envelope.headers()
+        )
+
+    async def is_ready(self) -> bool:
+        """True when the broker answers a metadata request."""
+        if self._kafka_client is None:
+            return False
+        try:
+            await asyncio.wait_for(self._kafka.client.fetch_all_metadata(), timeout=2.0)
+        except (KafkaError, TimeoutError, OSError):
+            return False
+        return True

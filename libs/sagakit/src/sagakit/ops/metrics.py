@@ -1,0 +1,33 @@
+"""Prometheus metrics shared by every service (served on ``/metrics``)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+MESSAGES_CONSUMED = Counter(
+    "saga_messages_consumed_total",
+    "Records taken from Kafka, by outcome (handled, duplicate, dead_lettered).",
+    ["topic", "message_type", "outcome"],
+)
+MESSAGES_DEAD_LETTERED = Counter(
+    "saga_messages_dead_lettered_total",
+    "Records sent to a dead-letter topic, by error code.",
+    ["topic", "code"],
+)
+HANDLER_RETRIES = Counter(
+    "saga_handler_retries_total",
+    "Handler attempts that failed with an error and were retried, by error code.",
+    ["topic", "code"],
+)
+HANDLER_SECONDS = Histogram(
+    "saga_handler_seconds",
+    "Time to handle one record, transaction included.",
+    ["message_type"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+OUTBOX_PUBLISHED = Counter(
+    "saga_outbox_published_total", "Outbox rows published to Kafka.", ["service"]
+)
+OUTBOX_PENDING = Gauge(
+    "saga_outbox_pending", "Outbox rows seen waiting at the last empty poll.", ["service"]
+)

@@ -1,0 +1,209 @@
+"""Runs a service: its consumer, outbox relay, HTTP port and any background workers.
+
+SIGTERM/SIGINT stop fetching, give work in flight ``shutdown_timeout_s`` to finish (the consumer
+commits what is done, the relay publishes what was committed), then close everything in reverse
+order of opening (an ``AsyncExitStack``). A second signal abandons the wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from sagakit.db.engine import create_engine, create_session_factory
+from sagakit.db.relay import OutboxRelay
+from sagakit.db.unit_of_work import UnitOfWork
+from sagakit.errors import BrokerUnavailable
+from sagakit.messaging.consumer import Consumer, Handler
+from sagakit.messaging.producer import Producer
+from sagakit.messaging.registry import MessageRegistry
+from sagakit.ops.http import HttpServer, build_ops_app
+from sagakit.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+Worker = Callable[[asyncio.Event], Awaitable[None]]
+
+
+@dataclass
+class Service:
+    """Everything a service runs, wired by its ``bootstrap()``."""
+
+    settings: ServiceSettings
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    producer: Producer
+    consumer: Consumer
+    relay: OutboxRelay
+    http: HttpServer
+    # Extra loops (timeouts, retry worker) that take a "stopping" event and return when it is set.
+    workers: list[Worker] = field(default_factory=list)
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.session_factory)
+
+    async def database_ready(self) -> bool:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return True
+
+    async def kafka_ready(self) -> bool:
+        return await self.producer.is_ready() and await self.consumer.is_ready()
+
+
+def build_service(
+    settings: ServiceSettings,
+    *,
+    registry: MessageRegistry,
+    handlers: dict[str, Handler],
+    topics: list[str],
+) -> Service:
+    """The standard wiring: engine, producer, consumer, relay and the ops HTTP port."""
+    engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+    session_factory = create_session_factory(engine)
+    client_id = f"{settings.service_name}"
+    producer = Producer(
+        settings.kafka_bootstrap_servers,
+        client_id=client_id,
+        linger_ms=settings.kafka_producer_linger_ms,
+        request_timeout_ms=settings.kafka_request_timeout_ms,
+    )
+    consumer = Consumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=settings.consumer_group,
+        client_id=client_id,
+        topics=topics,
+        registry=registry,
+        handlers=handlers,
+        uow_factory=lambda: UnitOfWork(session_factory),
+        producer=producer,
+        max_records=settings.kafka_consumer_max_records,
+        backoff_base_s=settings.retry_backoff_base_s,
+        backoff_cap_s=settings.retry_backoff_cap_s,
+        handler_max_attempts=settings.handler_max_attempts,
+    )
+    relay = OutboxRelay(
+        settings.database_url,
+        producer,
+        name=settings.service_name,
+        batch_size=settings.outbox_batch_size,
+        poll_interval_s=settings.outbox_poll_interval_s,
+        backoff_cap_s=settings.retry_backoff_cap_s,
+    )
+    service = Service(
+        settings=settings,
+        engine=engine,
+        session_factory=session_factory,
+        producer=producer,
+        consumer=consumer,
+        relay=relay,
+        http=None,  # type: ignore[arg-type]  # set below: the checks need the service
+    )
+    app = build_ops_app(
+        settings.service_name,
+        {"database": service.database_ready, "kafka": service.kafka_ready},
+    )
+    service.http = HttpServer(app, settings.http_host, settings.http_port)
+    return service
+
+
+async def run_service(service: Service) -> None:
+    """Run until SIGTERM/SIGINT, then stop in order within the shutdown timeout."""
+    name = service.settings.service_name
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, _on_signal, stopping, sig)
+
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(service.engine.dispose)
+        await _start_producer(service.producer, stopping)
+        stack.push_async_callback(service.producer.stop)
+
+        tasks: dict[str, asyncio.Task[None]] = {
+            "http": asyncio.create_task(service.http.serve(), name=f"{name}-http"),
+            "relay": asyncio.create_task(service.relay.run(), name=f"{name}-relay"),
+            "consumer": asyncio.create_task(service.consumer.run(), name=f"{name}-consumer"),
+        }
+        for i, worker in enumerate(service.workers):
+            tasks[f"worker-{i}"] = asyncio.create_task(worker(stopping), name=f"{name}-worker-{i}")
+        log.info("%s running; http://%s:%d", name, service.settings.http_host,
+                 service.settings.http_port)
+
+        crashed = asyncio.create_task(_first_crash(tasks))
+        stop_wait = asyncio.create_task(stopping.wait())
+        await asyncio.wait({crashed, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.set()
+        crashed.cancel()
+        await _shutdown(service, tasks, service.settings.shutdown_timeout_s)
+    log.info("%s stopped", name)
+
+
+async def _start_producer(producer: Producer, stopping: asyncio.Event) -> None:
+    """The producer must be up before anything publishes; wait for the broker if it is down."""
+    delay = 0.5
+    while True:
+        try:
+            await producer.start()
+            return
+        except BrokerUnavailable as exc:
+            log.warning("producer: %s; retrying in %.1fs", exc, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=delay)
+            if stopping.is_set():
+                raise
+            delay = min(delay * 2, 5.0)
+
+
+async def _first_crash(tasks: dict[str, asyncio.Task[None]]) -> None:
+    done, _ = await asyncio.wait(tasks.values(), return_when=asyncio.FIRST_COMPLETED)
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("task %s crashed", task.get_name(), exc_info=task.exception())
+
+
+async def _shutdown(service: Service, tasks: dict[str, asyncio.Task[None]], timeout: float) -> None:
+    # Order matters: stop taking work, let the relay publish what was committed, then the port.
+    service.consumer.stop()
+    await _wait(tasks, ["consumer"] + [k for k in tasks if k.startswith("worker-")], timeout / 2)
+    service.relay.stop()
+    await _wait(tasks, ["relay"], timeout / 4)
+    service.http.stop()
+    await _wait(tasks, ["http"], timeout / 4)
+
+
+async def _wait(tasks: dict[str, asyncio.Task[None]], names: list[str], timeout: float) -> None:
+    pending = [tasks[n] for n in names if n in tasks]
+    if not pending:
+        return
+    _, late = await asyncio.wait(pending, timeout=timeout)
+    for task in late:
+        log.warning("%s did not stop within %.1fs; cancelling it", task.get_name(), timeout)
+        task.cancel()
+    if late:
+        await asyncio.wait(late, timeout=1.0)
+
+
+def _on_signal(stopping: asyncio.Event, sig: signal.Signals) -> None:
+    if stopping.is_set():
+        log.warning("second %s: exiting now", sig.name)
+        raise SystemExit(1)
+    log.info("%s received: stopping", sig.name)
+    stopping.set()
+
+
+def main(bootstrap: Callable[[], Service]) -> None:
+    """Entry point body for ``python -m <service>``: logging, bootstrap, run."""
+    from sagakit.ops.logging import configure_logging
+
+    service = bootstrap()
+    s = service.settings
+    configure_logging(s.service_name, level=s.log_level, fmt=s.log_format)
+    asyncio.run(run_service(service))

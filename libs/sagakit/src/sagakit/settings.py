@@ -1,0 +1,93 @@
+"""Settings shared by every service, read from the environment or `.env` (pydantic-settings).
+
+Each service subclasses ``ServiceSettings`` and adds its own database URL and HTTP port under
+service-prefixed variable names (``INVENTORY_DATABASE_URL``), so one `.env` serves all four.
+Settings are built in ``bootstrap()``, never at import time.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Topics:
+    """Topic names, optionally prefixed so that test runs and demos never share topics."""
+
+    ORDERS = "orders"
+    ORDER_EVENTS = "order.events"
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+
+    def name(self, base: str) -> str:
+        return f"{self.prefix}{base}"
+
+    def commands(self, participant: str) -> str:
+        return self.name(f"{participant}.commands")
+
+    def replies(self, participant: str) -> str:
+        return self.name(f"{participant}.replies")
+
+    @property
+    def orders(self) -> str:
+        return self.name(self.ORDERS)
+
+    @property
+    def order_events(self) -> str:
+        return self.name(self.ORDER_EVENTS)
+
+    @staticmethod
+    def dlq(topic: str) -> str:
+        return f"{topic}.dlq"
+
+
+class ServiceSettings(BaseSettings):
+    """What every service needs: Kafka, Redis, logging, shutdown and consumer tuning."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    service_name: str = "service"
+    database_url: str = "postgresql+asyncpg://sagatest:sagatest@127.0.0.1:5432/sagatest"
+    http_host: str = Field(default="127.0.0.1", validation_alias="HTTP_HOST")
+    http_port: int = 8000
+
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS"
+    )
+    kafka_topic_prefix: str = Field(default="", validation_alias="KAFKA_TOPIC_PREFIX")
+    kafka_consumer_max_records: int = Field(
+        default=500, validation_alias="KAFKA_CONSUMER_MAX_RECORDS"
+    )
+    kafka_producer_linger_ms: int = Field(default=2, validation_alias="KAFKA_PRODUCER_LINGER_MS")
+    kafka_request_timeout_ms: int = Field(
+        default=15_000, validation_alias="KAFKA_REQUEST_TIMEOUT_MS"
+    )
+
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
+
+    db_pool_size: int = Field(default=10, validation_alias="DB_POOL_SIZE")
+
+    # Retriable errors (database or broker down) are retried with capped exponential backoff.
+    retry_backoff_base_s: float = Field(default=0.1, validation_alias="RETRY_BACKOFF_BASE_S")
+    retry_backoff_cap_s: float = Field(default=5.0, validation_alias="RETRY_BACKOFF_CAP_S")
+    # An unexpected handler error (a bug, not an outage) is tried this often, then dead-lettered.
+    handler_max_attempts: int = Field(default=5, validation_alias="HANDLER_MAX_ATTEMPTS")
+
+    # The relay wakes on PostgreSQL NOTIFY; this poll is only the safety net.
+    outbox_poll_interval_s: float = Field(default=1.0, validation_alias="OUTBOX_POLL_INTERVAL_S")
+    outbox_batch_size: int = Field(default=500, validation_alias="OUTBOX_BATCH_SIZE")
+
+    shutdown_timeout_s: float = Field(default=8.0, validation_alias="SHUTDOWN_TIMEOUT_S")
+    log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
+    log_format: str = Field(default="text", validation_alias="LOG_FORMAT")
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.kafka_topic_prefix)
+
+    @property
+    def consumer_group(self) -> str:
+        return f"{self.kafka_topic_prefix}{self.service_name}"

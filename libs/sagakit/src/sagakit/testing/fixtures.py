@@ -1,0 +1,68 @@
+"""Pytest fixtures shared by every package (registered by the root ``conftest.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from sagakit.db.engine import create_engine, create_session_factory
+from sagakit.testing.infra import Infra, provide_infra
+from sagakit.testing.kafka import create_topics, unique_name
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    with provide_infra() as provided:
+        yield provided
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(infra: Infra) -> str:
+    return infra.kafka_bootstrap_servers
+
+
+@pytest_asyncio.fixture
+async def new_topic(kafka_bootstrap: str) -> Callable[..., Awaitable[str]]:
+    """Create a fresh topic (and its DLQ) for this test; returns its name."""
+
+    async def make(prefix: str = "t", partitions: int = 3) -> str:
+        name = unique_name(prefix)
+        await create_topics(kafka_bootstrap, [name, f"{name}.dlq"], partitions)
+        return name
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def sagatest_url(infra: Infra) -> str:
+    return infra.database_url("sagatest")
+
+
+@pytest_asyncio.fixture(scope="session")
+async def sagatest_engine(sagatest_url: str) -> AsyncIterator[AsyncEngine]:
+    """The scratch database of the shared library's tests, with the outbox and inbox tables."""
+    from sagakit.db.models import Base
+
+    engine = create_engine(sagatest_url, pool_size=5)
+    async with engine.begin() as conn:
+        await conn.run_sync(Base.metadata.drop_all)
+        await conn.run_sync(Base.metadata.create_all)
+    yield engine
+    await engine.dispose()
+
+
+@pytest_asyncio.fixture
+async def session_factory(
+    sagatest_engine: AsyncEngine,
+) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """A session factory on clean tables (truncated before each test)."""
+    from sagakit.db.models import Base
+
+    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    async with sagatest_engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    yield create_session_factory(sagatest_engine)

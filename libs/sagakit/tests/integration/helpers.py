@@ -1,0 +1,73 @@
+"""Running the real consumer and relay inside a test."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from sagakit.db.relay import OutboxRelay
+from sagakit.db.unit_of_work import UnitOfWork
+from sagakit.messaging.consumer import Consumer, Handler
+from sagakit.messaging.producer import Producer
+from sagakit.testing.kafka import unique_name
+from sagakit.testing.waiting import eventually
+
+from ..messages import registry
+
+
+@contextlib.asynccontextmanager
+async def running_producer(bootstrap: str) -> AsyncIterator[Producer]:
+    producer = Producer(bootstrap, client_id="test")
+    await producer.start()
+    try:
+        yield producer
+    finally:
+        await producer.stop()
+
+
+@contextlib.asynccontextmanager
+async def running_consumer(
+    bootstrap: str,
+    topic: str,
+    handlers: Mapping[str, Handler],
+    session_factory: async_sessionmaker[AsyncSession],
+    producer: Producer,
+    **options: object,
+) -> AsyncIterator[Consumer]:
+    consumer = Consumer(
+        bootstrap_servers=bootstrap,
+        group_id=unique_name("group"),
+        topics=[topic],
+        registry=registry,
+        handlers=handlers,
+        uow_factory=lambda: UnitOfWork(session_factory),
+        producer=producer,
+        backoff_base_s=0.01,
+        backoff_cap_s=0.05,
+        **options,  # type: ignore[arg-type]
+    )
+    task = asyncio.create_task(consumer.run())
+    await eventually(lambda: _true(consumer.started.is_set()), what="consumer start")
+    try:
+        yield consumer
+    finally:
+        consumer.stop()
+        await asyncio.wait_for(task, timeout=10)
+
+
+@contextlib.asynccontextmanager
+async def running_relay(url: str, producer: Producer, name: str = "test") -> AsyncIterator[OutboxRelay]:
+    relay = OutboxRelay(url, producer, name=name, poll_interval_s=5.0, standby_retry_s=0.2)
+    task = asyncio.create_task(relay.run())
+    try:
+        yield relay
+    finally:
+        relay.stop()
+        await asyncio.wait_for(task, timeout=10)
+
+
+async def _true(value: bool) -> bool:
+    return value

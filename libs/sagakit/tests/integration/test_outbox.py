@@ -1,0 +1,116 @@
+"""The transactional outbox: nothing leaves unless its transaction committed, and in order."""
+
+import asyncio
+import time
+import uuid
+
+import pytest
+from sqlalchemy import func, select
+
+from sagakit.db.models import OutboxMessage
+from sagakit.db.unit_of_work import UnitOfWork
+from sagakit.messaging.envelope import Envelope
+from sagakit.testing.kafka import read_topic
+from sagakit.testing.waiting import eventually
+
+from ..messages import DoThing
+from .helpers import running_producer, running_relay
+
+pytestmark = pytest.mark.integration
+
+
+async def pending(session_factory) -> int:  # type: ignore[no-untyped-def]
+    async with session_factory() as session:
+        return int((await session.execute(select(func.count()).select_from(OutboxMessage))).scalar_one())
+
+
+async def test_a_rolled_back_transaction_publishes_nothing_and_a_committed_one_exactly_its_rows(
+    kafka_bootstrap, new_topic, session_factory, sagatest_url
+) -> None:
+    topic = await new_topic()
+    saga = uuid.uuid4()
+    rolled_back = [Envelope(payload=DoThing(name=f"rb{i}", amount=i), saga_id=saga) for i in range(3)]
+    committed = [Envelope(payload=DoThing(name=f"ok{i}", amount=i), saga_id=saga) for i in range(5)]
+
+    async with UnitOfWork(session_factory) as uow:
+        for env in rolled_back:
+            uow.emit(topic, env)
+        # leaving without commit() rolls back
+    with pytest.raises(RuntimeError):
+        async with UnitOfWork(session_factory) as uow:
+            for env in rolled_back:
+                uow.emit(topic, env)
+            raise RuntimeError("handler failed before commit")
+    async with UnitOfWork(session_factory) as uow:
+        for env in committed:
+            uow.emit(topic, env)
+        await uow.commit()
+
+    async with running_producer(kafka_bootstrap) as producer, running_relay(sagatest_url, producer):
+        await eventually(lambda: _zero(session_factory), what="outbox drained")
+
+    records = await read_topic(kafka_bootstrap, topic, expected=len(committed) + 1, timeout=3)
+    ids = [dict(r.headers)["message-id"].decode() for r in records]
+    assert ids == [str(e.message_id) for e in committed]  # exactly these, in commit order
+    assert {r.key for r in records} == {str(saga).encode()}
+
+
+async def test_the_relay_publishes_within_milliseconds_of_the_commit(
+    kafka_bootstrap, new_topic, session_factory, sagatest_url
+) -> None:
+    """NOTIFY wakes the relay: with a 5 s safety poll, delivery must not wait for the poll."""
+    topic = await new_topic()
+    async with running_producer(kafka_bootstrap) as producer, running_relay(
+        sagatest_url, producer
+    ) as relay:
+        await eventually(lambda: _true(relay.is_leader), what="relay leadership")
+        await asyncio.sleep(0.2)  # let the relay settle into its wait
+        started = time.perf_counter()
+        async with UnitOfWork(session_factory) as uow:
+            uow.emit(topic, Envelope(payload=DoThing(name="fast", amount=1), saga_id=uuid.uuid4()))
+            await uow.commit()
+        await eventually(lambda: _zero(session_factory), interval=0.005, what="published")
+        elapsed = time.perf_counter() - started
+    assert elapsed < 2.5, f"relay waited for its poll ({elapsed:.3f}s), not for NOTIFY"
+    print(f"commit -> published and deleted in {elapsed * 1000:.1f} ms")
+
+
+async def test_only_one_relay_publishes_while_several_run(
+    kafka_bootstrap, new_topic, session_factory, sagatest_url
+) -> None:
+    topic = await new_topic()
+    async with running_producer(kafka_bootstrap) as producer:
+        async with running_relay(sagatest_url, producer, "shared") as first, running_relay(
+            sagatest_url, producer, "shared"
+        ) as second:
+            await eventually(lambda: _true(first.is_leader or second.is_leader), what="a leader")
+            await asyncio.sleep(0.5)
+            assert first.is_leader != second.is_leader
+            async with UnitOfWork(session_factory) as uow:
+                for i in range(20):
+                    uow.emit(topic, Envelope(payload=DoThing(name=f"m{i}", amount=i),
+                                             saga_id=uuid.uuid4()))
+                await uow.commit()
+            await eventually(lambda: _zero(session_factory), what="outbox drained")
+            leader, standby = (first, second) if first.is_leader else (second, first)
+            assert (leader.published, standby.published) == (20, 0)
+
+            # The leader goes away: the standby takes over and publishes what comes next.
+            leader.stop()
+            await eventually(lambda: _true(standby.is_leader), timeout=10, what="failover")
+            async with UnitOfWork(session_factory) as uow:
+                uow.emit(topic, Envelope(payload=DoThing(name="after", amount=0),
+                                         saga_id=uuid.uuid4()))
+                await uow.commit()
+            await eventually(lambda: _zero(session_factory), what="drained after failover")
+            assert standby.published == 1
+    records = await read_topic(kafka_bootstrap, topic, expected=22, timeout=3)
+    assert len(records) == 21
+
+
+async def _zero(session_factory) -> bool:  # type: ignore[no-untyped-def]
+    return await pending(session_factory) == 0
+
+
+async def _true(value: bool) -> bool:
+    return value

@@ -1,0 +1,18 @@
+"""Wires the inventory service together. Nothing is built at import time."""
+
+from __future__ import annotations
+
+from sagakit.runtime import Service, build_service
+
+from inventory.service_layer.handlers import HANDLERS, REGISTRY
+from inventory.settings import Settings
+
+
+def bootstrap(settings: Settings | None = None) -> Service:
+    settings = settings or Settings()
+    return build_service(
+        settings,
+        registry=REGISTRY,
+        handlers=HANDLERS,
+        topics=[settings.topics.commands("inventory")],
+    )

@@ -1,0 +1,16 @@
+"""Settings of the inventory service (environment or `.env`; see `.env.example`)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from sagakit.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    service_name: str = Field(default="inventory", validation_alias="INVENTORY_SERVICE_NAME")
+    database_url: str = Field(
+        default="postgresql+asyncpg://inventory:inventory@127.0.0.1:5432/inventory",
+        validation_alias="INVENTORY_DATABASE_URL",
+    )
+    http_port: int = Field(default=8001, validation_alias="INVENTORY_HTTP_PORT")

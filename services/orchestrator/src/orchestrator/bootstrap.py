@@ -1,0 +1,18 @@
+"""Wires the orchestrator service together. Nothing is built at import time."""
+
+from __future__ import annotations
+
+from sagakit.runtime import Service, build_service
+
+from orchestrator.service_layer.handlers import HANDLERS, REGISTRY
+from orchestrator.settings import Settings
+
+
+def bootstrap(settings: Settings | None = None) -> Service:
+    settings = settings or Settings()
+    return build_service(
+        settings,
+        registry=REGISTRY,
+        handlers=HANDLERS,
+        topics=[settings.topics.orders, *(settings.topics.replies(p) for p in ("inventory", "payment", "notification"))],
+    )

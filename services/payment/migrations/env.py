@@ -1,0 +1,8 @@
+"""Alembic environment of the payment database (async; URL from settings)."""
+
+from sagakit.db.migrations import database_url_for, run_env
+
+from payment.adapters.orm import Base
+from payment.settings import Settings
+
+run_env(Base.metadata, database_url_for(Settings().database_url))
