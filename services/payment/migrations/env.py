@@ -1,8 +1,7 @@
 """Alembic environment of the payment database (async; URL from settings)."""
 
-from sagakit.db.migrations import database_url_for, run_env
-
 from payment.adapters.orm import Base
 from payment.settings import Settings
+from sagakit.db.migrations import database_url_for, run_env
 
 run_env(Base.metadata, database_url_for(Settings().database_url))

@@ -11,12 +11,14 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from sagakit.backoff import sleep_unless
 from sagakit.db.engine import create_engine, create_session_factory
 from sagakit.db.relay import OutboxRelay
 from sagakit.db.unit_of_work import UnitOfWork
@@ -29,7 +31,7 @@ from sagakit.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
-Worker = Callable[[asyncio.Event], Awaitable[None]]
+Worker = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 @dataclass
@@ -134,8 +136,9 @@ async def run_service(service: Service) -> None:
         }
         for i, worker in enumerate(service.workers):
             tasks[f"worker-{i}"] = asyncio.create_task(worker(stopping), name=f"{name}-worker-{i}")
-        log.info("%s running; http://%s:%d", name, service.settings.http_host,
-                 service.settings.http_port)
+        log.info(
+            "%s running; http://%s:%d", name, service.settings.http_host, service.settings.http_port
+        )
 
         crashed = asyncio.create_task(_first_crash(tasks))
         stop_wait = asyncio.create_task(stopping.wait())
@@ -155,9 +158,7 @@ async def _start_producer(producer: Producer, stopping: asyncio.Event) -> None:
             return
         except BrokerUnavailable as exc:
             log.warning("producer: %s; retrying in %.1fs", exc, delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=delay)
-            if stopping.is_set():
+            if await sleep_unless(stopping, delay):
                 raise
             delay = min(delay * 2, 5.0)
 

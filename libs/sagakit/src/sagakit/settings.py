@@ -7,6 +7,8 @@ Settings are built in ``bootstrap()``, never at import time.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -49,7 +51,8 @@ class ServiceSettings(BaseSettings):
         env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
     )
 
-    service_name: str = "service"
+    # Names the consumer group and the relay's lock: every replica of a service shares it.
+    service_name: ClassVar[str] = "service"
     database_url: str = "postgresql+asyncpg://sagatest:sagatest@127.0.0.1:5432/sagatest"
     http_host: str = Field(default="127.0.0.1", validation_alias="HTTP_HOST")
     http_port: int = 8000

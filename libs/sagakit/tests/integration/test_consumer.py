@@ -9,12 +9,11 @@ from sqlalchemy import text
 from sagakit.db.unit_of_work import UnitOfWork
 from sagakit.errors import DatabaseUnavailable
 from sagakit.messaging.consumer import DLQ
-from sagakit.messaging.envelope import H, Envelope
+from sagakit.messaging.envelope import Envelope, H
 from sagakit.testing.kafka import read_topic
+from sagakit.testing.messages import DoThing
+from sagakit.testing.runners import running_consumer, running_producer
 from sagakit.testing.waiting import eventually
-
-from ..messages import DoThing
-from .helpers import running_consumer, running_producer
 
 pytestmark = pytest.mark.integration
 
@@ -65,14 +64,18 @@ async def test_poison_goes_to_the_dlq_with_its_reason_and_the_next_record_is_pro
     poison = [
         ("undecodable", headers_of(template), b"\x00\xffgarbage"),
         ("invalid_message", headers_of(template), orjson.dumps({"name": 5})),
-        ("unknown_message_type", headers_of(template, **{H.MESSAGE_TYPE: b"NoSuchType"}),
-         template.value()),
+        (
+            "unknown_message_type",
+            headers_of(template, **{H.MESSAGE_TYPE: b"NoSuchType"}),
+            template.value(),
+        ),
         ("missing_header", headers_of(template, **{H.MESSAGE_ID: None}), template.value()),
     ]
     async with (
         running_producer(kafka_bootstrap) as producer,
-        running_consumer(kafka_bootstrap, topic, {"DoThing": record_effect}, session_factory,
-                         producer),
+        running_consumer(
+            kafka_bootstrap, topic, {"DoThing": record_effect}, session_factory, producer
+        ),
     ):
         for _, headers, value in poison:
             await producer.send_raw(topic, key=str(saga).encode(), value=value, headers=headers)
@@ -100,8 +103,9 @@ async def test_a_redelivered_message_has_no_second_effect(
     marker = Envelope(payload=DoThing(name="marker", amount=1), saga_id=message.saga_id)
     async with (
         running_producer(kafka_bootstrap) as producer,
-        running_consumer(kafka_bootstrap, topic, {"DoThing": record_effect}, session_factory,
-                         producer) as consumer,
+        running_consumer(
+            kafka_bootstrap, topic, {"DoThing": record_effect}, session_factory, producer
+        ) as consumer,
     ):
         for _ in range(3):  # the same message id three times, as a redelivery would
             await producer.publish(topic, message)
@@ -153,8 +157,14 @@ async def test_a_handler_that_keeps_failing_is_dead_lettered_and_the_partition_m
     saga = uuid.uuid4()
     async with (
         running_producer(kafka_bootstrap) as producer,
-        running_consumer(kafka_bootstrap, topic, {"DoThing": buggy}, session_factory, producer,
-                         handler_max_attempts=3),
+        running_consumer(
+            kafka_bootstrap,
+            topic,
+            {"DoThing": buggy},
+            session_factory,
+            producer,
+            handler_max_attempts=3,
+        ),
     ):
         await producer.publish(topic, Envelope(payload=DoThing(name="bug", amount=1), saga_id=saga))
         await producer.publish(topic, Envelope(payload=DoThing(name="ok", amount=1), saga_id=saga))
@@ -172,17 +182,21 @@ async def test_offsets_are_committed_so_a_new_consumer_starts_after_the_done_wor
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     topic = await new_topic(partitions=1)
-    async with running_producer(kafka_bootstrap) as producer:
-        async with running_consumer(kafka_bootstrap, topic, {"DoThing": record_effect},
-                                    session_factory, producer) as consumer:
-            for i in range(5):
-                await producer.publish(
-                    topic, Envelope(payload=DoThing(name=f"m{i}", amount=i), saga_id=uuid.uuid4())
-                )
-            await eventually(lambda: _count(effects, 5), what="five effects")
-            group = consumer._group_id
-    probe = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group,
-                             enable_auto_commit=False)
+    async with (
+        running_producer(kafka_bootstrap) as producer,
+        running_consumer(
+            kafka_bootstrap, topic, {"DoThing": record_effect}, session_factory, producer
+        ) as consumer,
+    ):
+        for i in range(5):
+            await producer.publish(
+                topic, Envelope(payload=DoThing(name=f"m{i}", amount=i), saga_id=uuid.uuid4())
+            )
+        await eventually(lambda: _count(effects, 5), what="five effects")
+        group = consumer._group_id
+    probe = AIOKafkaConsumer(
+        bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False
+    )
     await probe.start()
     try:
         assert await probe.committed(TopicPartition(topic, 0)) == 5

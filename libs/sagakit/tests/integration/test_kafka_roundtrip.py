@@ -7,10 +7,9 @@ import pytest
 from sagakit.db.unit_of_work import UnitOfWork
 from sagakit.messaging.envelope import Envelope
 from sagakit.testing.kafka import read_topic
+from sagakit.testing.messages import DoThing
+from sagakit.testing.runners import running_consumer, running_producer
 from sagakit.testing.waiting import eventually
-
-from ..messages import DoThing
-from .helpers import running_consumer, running_producer
 
 pytestmark = pytest.mark.integration
 

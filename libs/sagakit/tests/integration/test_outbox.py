@@ -11,17 +11,18 @@ from sagakit.db.models import OutboxMessage
 from sagakit.db.unit_of_work import UnitOfWork
 from sagakit.messaging.envelope import Envelope
 from sagakit.testing.kafka import read_topic
+from sagakit.testing.messages import DoThing
+from sagakit.testing.runners import running_producer, running_relay
 from sagakit.testing.waiting import eventually
-
-from ..messages import DoThing
-from .helpers import running_producer, running_relay
 
 pytestmark = pytest.mark.integration
 
 
 async def pending(session_factory) -> int:  # type: ignore[no-untyped-def]
     async with session_factory() as session:
-        return int((await session.execute(select(func.count()).select_from(OutboxMessage))).scalar_one())
+        return int(
+            (await session.execute(select(func.count()).select_from(OutboxMessage))).scalar_one()
+        )
 
 
 async def test_a_rolled_back_transaction_publishes_nothing_and_a_committed_one_exactly_its_rows(
@@ -29,18 +30,24 @@ async def test_a_rolled_back_transaction_publishes_nothing_and_a_committed_one_e
 ) -> None:
     topic = await new_topic()
     saga = uuid.uuid4()
-    rolled_back = [Envelope(payload=DoThing(name=f"rb{i}", amount=i), saga_id=saga) for i in range(3)]
+    rolled_back = [
+        Envelope(payload=DoThing(name=f"rb{i}", amount=i), saga_id=saga) for i in range(3)
+    ]
     committed = [Envelope(payload=DoThing(name=f"ok{i}", amount=i), saga_id=saga) for i in range(5)]
 
     async with UnitOfWork(session_factory) as uow:
         for env in rolled_back:
             uow.emit(topic, env)
         # leaving without commit() rolls back
-    with pytest.raises(RuntimeError):
+
+    async def fail_before_commit() -> None:
         async with UnitOfWork(session_factory) as uow:
             for env in rolled_back:
                 uow.emit(topic, env)
             raise RuntimeError("handler failed before commit")
+
+    with pytest.raises(RuntimeError):
+        await fail_before_commit()
     async with UnitOfWork(session_factory) as uow:
         for env in committed:
             uow.emit(topic, env)
@@ -60,9 +67,10 @@ async def test_the_relay_publishes_within_milliseconds_of_the_commit(
 ) -> None:
     """NOTIFY wakes the relay: with a 5 s safety poll, delivery must not wait for the poll."""
     topic = await new_topic()
-    async with running_producer(kafka_bootstrap) as producer, running_relay(
-        sagatest_url, producer
-    ) as relay:
+    async with (
+        running_producer(kafka_bootstrap) as producer,
+        running_relay(sagatest_url, producer) as relay,
+    ):
         await eventually(lambda: _true(relay.is_leader), what="relay leadership")
         await asyncio.sleep(0.2)  # let the relay settle into its wait
         started = time.perf_counter()
@@ -79,31 +87,33 @@ async def test_only_one_relay_publishes_while_several_run(
     kafka_bootstrap, new_topic, session_factory, sagatest_url
 ) -> None:
     topic = await new_topic()
-    async with running_producer(kafka_bootstrap) as producer:
-        async with running_relay(sagatest_url, producer, "shared") as first, running_relay(
-            sagatest_url, producer, "shared"
-        ) as second:
-            await eventually(lambda: _true(first.is_leader or second.is_leader), what="a leader")
-            await asyncio.sleep(0.5)
-            assert first.is_leader != second.is_leader
-            async with UnitOfWork(session_factory) as uow:
-                for i in range(20):
-                    uow.emit(topic, Envelope(payload=DoThing(name=f"m{i}", amount=i),
-                                             saga_id=uuid.uuid4()))
-                await uow.commit()
-            await eventually(lambda: _zero(session_factory), what="outbox drained")
-            leader, standby = (first, second) if first.is_leader else (second, first)
-            assert (leader.published, standby.published) == (20, 0)
+    async with (
+        running_producer(kafka_bootstrap) as producer,
+        running_relay(sagatest_url, producer, "shared") as first,
+        running_relay(sagatest_url, producer, "shared") as second,
+    ):
+        await eventually(lambda: _true(first.is_leader or second.is_leader), what="a leader")
+        await asyncio.sleep(0.5)
+        assert first.is_leader != second.is_leader
+        async with UnitOfWork(session_factory) as uow:
+            for i in range(20):
+                uow.emit(
+                    topic,
+                    Envelope(payload=DoThing(name=f"m{i}", amount=i), saga_id=uuid.uuid4()),
+                )
+            await uow.commit()
+        await eventually(lambda: _zero(session_factory), what="outbox drained")
+        leader, standby = (first, second) if first.is_leader else (second, first)
+        assert (leader.published, standby.published) == (20, 0)
 
-            # The leader goes away: the standby takes over and publishes what comes next.
-            leader.stop()
-            await eventually(lambda: _true(standby.is_leader), timeout=10, what="failover")
-            async with UnitOfWork(session_factory) as uow:
-                uow.emit(topic, Envelope(payload=DoThing(name="after", amount=0),
-                                         saga_id=uuid.uuid4()))
-                await uow.commit()
-            await eventually(lambda: _zero(session_factory), what="drained after failover")
-            assert standby.published == 1
+        # The leader goes away: the standby takes over and publishes what comes next.
+        leader.stop()
+        await eventually(lambda: _true(standby.is_leader), timeout=10, what="failover")
+        async with UnitOfWork(session_factory) as uow:
+            uow.emit(topic, Envelope(payload=DoThing(name="after", amount=0), saga_id=uuid.uuid4()))
+            await uow.commit()
+        await eventually(lambda: _zero(session_factory), what="drained after failover")
+        assert standby.published == 1
     records = await read_topic(kafka_bootstrap, topic, expected=22, timeout=3)
     assert len(records) == 21
 

@@ -10,10 +10,9 @@ from sagakit.errors import (
     UndecodableMessage,
     UnknownMessageType,
 )
-from sagakit.messaging.envelope import H, Envelope
+from sagakit.messaging.envelope import Envelope, H
 from sagakit.messaging.tracing import trace_id
-
-from ..messages import DoThing, ThingDone, registry
+from sagakit.testing.messages import DoThing, ThingDone, registry
 
 pytestmark = pytest.mark.unit
 
@@ -33,8 +32,15 @@ def test_encode_decode_keeps_every_field() -> None:
     decoded = Envelope.from_record(env.headers(), env.value(), registry)
     assert decoded == env
     assert dict(env.headers()).keys() == {
-        H.MESSAGE_ID, H.MESSAGE_TYPE, H.SAGA_ID, H.ORDER_ID, H.STEP, H.CAUSATION_ID,
-        H.TIMESTAMP, H.SCHEMA_VERSION, H.TRACEPARENT,
+        H.MESSAGE_ID,
+        H.MESSAGE_TYPE,
+        H.SAGA_ID,
+        H.ORDER_ID,
+        H.STEP,
+        H.CAUSATION_ID,
+        H.TIMESTAMP,
+        H.SCHEMA_VERSION,
+        H.TRACEPARENT,
     }
 
 
@@ -64,12 +70,18 @@ def test_reply_continues_the_saga_and_the_trace() -> None:
         (lambda h, v: (h, b'{"name": "x"}'), InvalidMessage),
         (lambda h, v: (h, b'{"name": "x", "amount": 1, "extra": true}'), InvalidMessage),
         (lambda h, v: (h, b"[1, 2]"), InvalidMessage),
-        (lambda h, v: ([(k, b"Nope") if k == H.MESSAGE_TYPE else (k, b) for k, b in h], v),
-         UnknownMessageType),
-        (lambda h, v: ([(k, b"not-a-uuid") if k == H.MESSAGE_ID else (k, b) for k, b in h], v),
-         UndecodableMessage),
-        (lambda h, v: ([(k, b"\xff") if k == H.STEP else (k, b) for k, b in h], v),
-         UndecodableMessage),
+        (
+            lambda h, v: ([(k, b"Nope") if k == H.MESSAGE_TYPE else (k, b) for k, b in h], v),
+            UnknownMessageType,
+        ),
+        (
+            lambda h, v: ([(k, b"not-a-uuid") if k == H.MESSAGE_ID else (k, b) for k, b in h], v),
+            UndecodableMessage,
+        ),
+        (
+            lambda h, v: ([(k, b"\xff") if k == H.STEP else (k, b) for k, b in h], v),
+            UndecodableMessage,
+        ),
     ],
 )
 def test_malformed_records_are_poison(mutate, error) -> None:  # type: ignore[no-untyped-def]

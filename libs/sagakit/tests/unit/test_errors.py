@@ -16,8 +16,7 @@ def test_families_are_distinct_and_flagged() -> None:
 
 def test_codes_are_stable_and_unique() -> None:
     classes = [
-        c for c in vars(errors).values()
-        if isinstance(c, type) and issubclass(c, errors.SagaError)
+        c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.SagaError)
     ]
     codes = [c.code for c in classes]
     assert len(codes) == len(set(codes))

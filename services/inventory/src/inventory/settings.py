@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
 from sagakit.settings import ServiceSettings
 
 
 class Settings(ServiceSettings):
-    service_name: str = Field(default="inventory", validation_alias="INVENTORY_SERVICE_NAME")
+    service_name: ClassVar[str] = "inventory"
     database_url: str = Field(
         default="postgresql+asyncpg://inventory:inventory@127.0.0.1:5432/inventory",
         validation_alias="INVENTORY_DATABASE_URL",

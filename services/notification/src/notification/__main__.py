@@ -1,8 +1,7 @@
 """`python -m notification`: run the notification service until SIGTERM/SIGINT."""
 
-from sagakit.runtime import main
-
 from notification.bootstrap import bootstrap
+from sagakit.runtime import main
 
 if __name__ == "__main__":
     main(bootstrap)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from sagakit.runtime import Service, build_service
-
 from notification.service_layer.handlers import HANDLERS, REGISTRY
 from notification.settings import Settings
+from sagakit.runtime import Service, build_service
 
 
 def bootstrap(settings: Settings | None = None) -> Service:

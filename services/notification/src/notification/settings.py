@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
 from sagakit.settings import ServiceSettings
 
 
 class Settings(ServiceSettings):
-    service_name: str = Field(default="notification", validation_alias="NOTIFICATION_SERVICE_NAME")
+    service_name: ClassVar[str] = "notification"
     database_url: str = Field(
         default="postgresql+asyncpg://notification:notification@127.0.0.1:5432/notification",
         validation_alias="NOTIFICATION_DATABASE_URL",

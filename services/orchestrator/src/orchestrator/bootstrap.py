@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from sagakit.runtime import Service, build_service
-
 from orchestrator.service_layer.handlers import HANDLERS, REGISTRY
 from orchestrator.settings import Settings
+from sagakit.runtime import Service, build_service
 
 
 def bootstrap(settings: Settings | None = None) -> Service:
@@ -14,5 +13,8 @@ def bootstrap(settings: Settings | None = None) -> Service:
         settings,
         registry=REGISTRY,
         handlers=HANDLERS,
-        topics=[settings.topics.orders, *(settings.topics.replies(p) for p in ("inventory", "payment", "notification"))],
+        topics=[
+            settings.topics.orders,
+            *(settings.topics.replies(p) for p in ("inventory", "payment", "notification")),
+        ],
     )

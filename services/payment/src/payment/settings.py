@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
 from sagakit.settings import ServiceSettings
 
 
 class Settings(ServiceSettings):
-    service_name: str = Field(default="payment", validation_alias="PAYMENT_SERVICE_NAME")
+    service_name: ClassVar[str] = "payment"
     database_url: str = Field(
         default="postgresql+asyncpg://payment:payment@127.0.0.1:5432/payment",
         validation_alias="PAYMENT_DATABASE_URL",

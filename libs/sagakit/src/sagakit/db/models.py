@@ -40,9 +40,7 @@ class OutboxMessage(Base):
     key: Mapped[bytes | None] = mapped_column(LargeBinary)
     headers: Mapped[list[list[str]]] = mapped_column(JSONB)
     value: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class InboxMessage(Base):

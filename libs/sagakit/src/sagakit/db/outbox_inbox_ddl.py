@@ -17,8 +17,9 @@ def create_outbox_and_inbox() -> None:
         sa.Column("key", sa.LargeBinary(), nullable=True),
         sa.Column("headers", postgresql.JSONB(), nullable=False),
         sa.Column("value", sa.LargeBinary(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-                  nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
     )
     op.create_table(
@@ -28,8 +29,9 @@ def create_outbox_and_inbox() -> None:
         sa.Column("topic", sa.String(249), nullable=False),
         sa.Column("partition", sa.Integer(), nullable=False),
         sa.Column("offset", sa.BigInteger(), nullable=False),
-        sa.Column("received_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
-                  nullable=False),
+        sa.Column(
+            "received_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
+        ),
         sa.PrimaryKeyConstraint("message_id", name=op.f("pk_inbox")),
     )
 

@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from sagakit.backoff import sleep_unless
 from sagakit.db.engine import asyncpg_dsn
 from sagakit.db.unit_of_work import OUTBOX_CHANNEL
 from sagakit.errors import BrokerUnavailable
@@ -60,7 +61,12 @@ class OutboxRelay:
             try:
                 await self._run_connected()
                 backoff = 0.1
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, BrokerUnavailable) as exc:
+            except (
+                OSError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                BrokerUnavailable,
+            ) as exc:
                 self.is_leader = False
                 log.warning("outbox relay %s: %s; retrying in %.1fs", self._name, exc, backoff)
                 await self._sleep(backoff)
@@ -107,22 +113,18 @@ class OutboxRelay:
             metrics.OUTBOX_PENDING.labels(self._name).set(0)
             return 0
         await self._producer.send_many([_record(row) for row in rows])
-        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+        await conn.execute(
+            "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
+        )
         self.published += len(rows)
         metrics.OUTBOX_PUBLISHED.labels(self._name).inc(len(rows))
         return len(rows)
 
     async def _wait_for_work(self) -> None:
-        try:
-            await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll_interval_s)
-        except TimeoutError:
-            pass
+        await sleep_unless(self._wakeup, self._poll_interval_s)
 
     async def _sleep(self, seconds: float) -> None:
-        try:
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
+        await sleep_unless(self._stopping, seconds)
 
     def _on_notify(self, *_args: Any) -> None:
         self._wakeup.set()

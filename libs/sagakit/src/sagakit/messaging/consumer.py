@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
-from sagakit.backoff import backoff_delay
+from sagakit.backoff import backoff_delay, sleep_unless
 from sagakit.db.unit_of_work import UnitOfWork, is_retriable_db_error
 from sagakit.errors import (
     BrokerUnavailable,
@@ -133,8 +133,12 @@ class Consumer:
                 await kafka.stop()
                 attempt += 1
                 delay = backoff_delay(attempt, base=0.5, cap=self._backoff_cap_s)
-                log.warning("consumer %s: broker unavailable (%s), retry in %.1fs",
-                            self._group_id, exc, delay)
+                log.warning(
+                    "consumer %s: broker unavailable (%s), retry in %.1fs",
+                    self._group_id,
+                    exc,
+                    delay,
+                )
                 await self._sleep(delay)
                 continue
             self._kafka = kafka
@@ -179,8 +183,12 @@ class Consumer:
             await self._kafka.commit(offsets)
         except KafkaError as exc:
             # Safe to lose: the records are redelivered and their inbox rows discard them.
-            log.warning("consumer %s: offset commit failed (%s); records will be redelivered "
-                        "and deduplicated", self._group_id, exc)
+            log.warning(
+                "consumer %s: offset commit failed (%s); records will be redelivered "
+                "and deduplicated",
+                self._group_id,
+                exc,
+            )
 
     async def _process(self, tp: TopicPartition, record: ConsumerRecord[Any, Any]) -> None:
         attempt = 0
@@ -194,21 +202,34 @@ class Consumer:
                 return
             except Exception as exc:  # classified below: retry, or dead-letter a persistent bug
                 attempt += 1
-                if not _is_retriable(exc):
-                    if isinstance(exc, SagaError) or attempt >= self._handler_max_attempts:
-                        log.exception("consumer %s: record %s:%d@%d failed %d time(s); "
-                                      "dead-lettering it", self._group_id, tp.topic,
-                                      tp.partition, record.offset, attempt)
-                        await self._dead_letter(
-                            tp, record, HandlerFailed(f"{type(exc).__name__}: {exc}")
-                        )
-                        return
+                if not _is_retriable(exc) and (
+                    isinstance(exc, SagaError) or attempt >= self._handler_max_attempts
+                ):
+                    log.exception(
+                        "consumer %s: record %s:%d@%d failed %d time(s); dead-lettering it",
+                        self._group_id,
+                        tp.topic,
+                        tp.partition,
+                        record.offset,
+                        attempt,
+                    )
+                    await self._dead_letter(
+                        tp, record, HandlerFailed(f"{type(exc).__name__}: {exc}")
+                    )
+                    return
                 code = exc.code if isinstance(exc, SagaError) else type(exc).__name__
                 metrics.HANDLER_RETRIES.labels(tp.topic, code).inc()
                 delay = backoff_delay(attempt, base=self._backoff_base_s, cap=self._backoff_cap_s)
-                log.warning("consumer %s: %s on %s:%d@%d (attempt %d), retry in %.2fs",
-                            self._group_id, exc, tp.topic, tp.partition, record.offset,
-                            attempt, delay)
+                log.warning(
+                    "consumer %s: %s on %s:%d@%d (attempt %d), retry in %.2fs",
+                    self._group_id,
+                    exc,
+                    tp.topic,
+                    tp.partition,
+                    record.offset,
+                    attempt,
+                    delay,
+                )
                 await self._pause(tp, delay)
                 continue
             metrics.MESSAGES_CONSUMED.labels(tp.topic, envelope.message_type, outcome).inc()
@@ -258,12 +279,25 @@ class Consumer:
             except BrokerUnavailable as exc:
                 attempt += 1
                 delay = backoff_delay(attempt, base=self._backoff_base_s, cap=self._backoff_cap_s)
-                log.warning("consumer %s: cannot dead-letter to %s (%s), retry in %.2fs",
-                            self._group_id, dlq_topic, exc, delay)
+                log.warning(
+                    "consumer %s: cannot dead-letter to %s (%s), retry in %.2fs",
+                    self._group_id,
+                    dlq_topic,
+                    exc,
+                    delay,
+                )
                 await self._pause(tp, delay)
         message_type = _header(record, "message-type") or "<none>"
-        log.warning("consumer %s: dead-lettered %s:%d@%d (%s) to %s: %s", self._group_id,
-                    record.topic, record.partition, record.offset, message_type, dlq_topic, error)
+        log.warning(
+            "consumer %s: dead-lettered %s:%d@%d (%s) to %s: %s",
+            self._group_id,
+            record.topic,
+            record.partition,
+            record.offset,
+            message_type,
+            dlq_topic,
+            error,
+        )
         metrics.MESSAGES_DEAD_LETTERED.labels(record.topic, error.code).inc()
         metrics.MESSAGES_CONSUMED.labels(record.topic, message_type, "dead_lettered").inc()
 
@@ -274,10 +308,7 @@ class Consumer:
             raise _Abandoned
 
     async def _sleep(self, seconds: float) -> None:
-        try:
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
+        await sleep_unless(self._stopping, seconds)
 
 
 class _RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -294,8 +325,11 @@ class _RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self._consumer._revoking.clear()
         if assigned:
-            log.info("consumer %s assigned %s", self._consumer._group_id,
-                     ", ".join(sorted(f"{tp.topic}:{tp.partition}" for tp in assigned)))
+            log.info(
+                "consumer %s assigned %s",
+                self._consumer._group_id,
+                ", ".join(sorted(f"{tp.topic}:{tp.partition}" for tp in assigned)),
+            )
 
 
 def _is_retriable(exc: BaseException) -> bool:

@@ -8,7 +8,7 @@ timestamp (ISO 8601, UTC), schema-version and the W3C traceparent. The record ke
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
@@ -77,9 +77,6 @@ class Envelope(Generic[P]):
             causation_id=self.message_id,
             traceparent=child_traceparent(self.traceparent),
         )
-
-    def with_payload(self, payload: Message) -> Envelope[Message]:
-        return replace(self, payload=payload)  # type: ignore[arg-type]
 
     # --- Kafka encoding -------------------------------------------------------------------------
 

@@ -54,9 +54,7 @@ class HttpServer(uvicorn.Server):
     """uvicorn without its own signal handling: the service runtime owns SIGTERM/SIGINT."""
 
     def __init__(self, app: FastAPI, host: str, port: int) -> None:
-        super().__init__(
-            uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="off")
-        )
+        super().__init__(uvicorn.Config(app, host=host, port=port, log_config=None, lifespan="off"))
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:

@@ -49,7 +49,7 @@ def _answers(address: str) -> bool:
 
 def _docker_reachable() -> bool:
     try:
-        import docker  # type: ignore[import-untyped]
+        import docker
 
         docker.from_env().ping()
         return True

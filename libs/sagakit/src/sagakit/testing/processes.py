@@ -66,7 +66,9 @@ class ServiceProcess:
         except TimeoutError:
             self.kill()
             await self.process.wait()
-            raise AssertionError(f"{self.name} ignored SIGTERM for {timeout}s: {self.tail()}")
+            raise AssertionError(
+                f"{self.name} ignored SIGTERM for {timeout}s: {self.tail()}"
+            ) from None
 
     def kill(self) -> None:
         if self.process is not None and self.process.returncode is None:

@@ -1,4 +1,4 @@
-"""Message types used only by the shared library's tests."""
+"""Message types for testing the plumbing itself (not part of any saga contract)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Running the real consumer and relay inside a test."""
+"""Run the real producer, consumer and outbox relay inside a test."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from sagakit.db.relay import OutboxRelay
 from sagakit.db.unit_of_work import UnitOfWork
 from sagakit.messaging.consumer import Consumer, Handler
 from sagakit.messaging.producer import Producer
+from sagakit.messaging.registry import MessageRegistry
 from sagakit.testing.kafka import unique_name
+from sagakit.testing.messages import registry as test_registry
 from sagakit.testing.waiting import eventually
-
-from ..messages import registry
 
 
 @contextlib.asynccontextmanager
@@ -35,13 +35,14 @@ async def running_consumer(
     handlers: Mapping[str, Handler],
     session_factory: async_sessionmaker[AsyncSession],
     producer: Producer,
+    registry: MessageRegistry | None = None,
     **options: object,
 ) -> AsyncIterator[Consumer]:
     consumer = Consumer(
         bootstrap_servers=bootstrap,
         group_id=unique_name("group"),
         topics=[topic],
-        registry=registry,
+        registry=registry or test_registry,
         handlers=handlers,
         uow_factory=lambda: UnitOfWork(session_factory),
         producer=producer,
@@ -59,7 +60,9 @@ async def running_consumer(
 
 
 @contextlib.asynccontextmanager
-async def running_relay(url: str, producer: Producer, name: str = "test") -> AsyncIterator[OutboxRelay]:
+async def running_relay(
+    url: str, producer: Producer, name: str = "test"
+) -> AsyncIterator[OutboxRelay]:
     relay = OutboxRelay(url, producer, name=name, poll_interval_s=5.0, standby_retry_s=0.2)
     task = asyncio.create_task(relay.run())
     try:

@@ -1,0 +1,107 @@
+# The project's front door: `make help` lists every target.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION ?= 0.9.30
+# uv on PATH, else the copy `make install` puts into this Python (`python3 -m uv`).
+UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+PYTEST_ARGS ?=
+SERVICES := orchestrator inventory payment notification
+
+# Tests use the native infrastructure started by infra-up (see README, "Tests").
+export SAGA_TEST_INFRA ?= local
+
+.PHONY: help
+help: ## List every target with its one-line description
+	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target>\n\n"} \
+	     /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+# --- setup ---------------------------------------------------------------------------------------
+
+.PHONY: install
+install: ## Install uv (if missing) and every Python dependency from uv.lock into .venv
+	@$(UV) --version >/dev/null 2>&1 || { echo "installing uv $(UV_VERSION)"; \
+	  python3 -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"; }
+	@$(UV) sync --frozen --quiet
+	@echo "dependencies installed in .venv"
+
+.env:
+	cp .env.example .env
+
+# --- infrastructure ------------------------------------------------------------------------------
+
+.PHONY: infra-up
+infra-up: install ## Start Kafka, PostgreSQL, Redis, stripe-mock and SMTP natively (installs what is missing)
+	@scripts/infra/up.sh
+
+.PHONY: infra-down
+infra-down: ## Stop the local infrastructure (data is kept; scripts/infra/down.sh --purge deletes it)
+	@scripts/infra/down.sh
+
+.PHONY: infra-status
+infra-status: ## Show which infrastructure components are up
+	@scripts/infra/status.sh
+
+.PHONY: migrate
+migrate: install ## Apply every service's database migrations (alembic upgrade head)
+	@for s in $(SERVICES); do \
+	  echo "migrating $$s"; \
+	  $(UV) run --frozen alembic -c services/$$s/alembic.ini upgrade head || exit 1; \
+	done
+
+# --- running -------------------------------------------------------------------------------------
+
+.PHONY: run-orchestrator run-inventory run-payment run-notification
+run-orchestrator: ## Run the orchestrator in the foreground (public API on :8000)
+	@$(UV) run --frozen python -m orchestrator
+run-inventory: ## Run the inventory service in the foreground (:8001)
+	@$(UV) run --frozen python -m inventory
+run-payment: ## Run the payment service in the foreground (:8002)
+	@$(UV) run --frozen python -m payment
+run-notification: ## Run the notification service in the foreground (:8003)
+	@$(UV) run --frozen python -m notification
+
+.PHONY: demo
+demo: infra-up migrate ## From a fresh clone: install, infrastructure, migrations, all four services in the background
+	@scripts/services.sh start
+	@echo
+	@echo "System running. Order API: http://127.0.0.1:8000   logs: .infra/logs/services/"
+	@echo "Stop everything with: make down"
+
+.PHONY: services-status
+services-status: ## Show the background services started by `make demo`
+	@scripts/services.sh status
+
+.PHONY: down
+down: ## Stop the background services and the infrastructure
+	@scripts/services.sh stop
+	@scripts/infra/down.sh
+
+# --- quality -------------------------------------------------------------------------------------
+
+.PHONY: lint
+lint: install ## ruff (lint + format check) and mypy --strict
+	@$(UV) run --frozen ruff check .
+	@$(UV) run --frozen ruff format --check .
+	@$(UV) run --frozen mypy
+
+.PHONY: format
+format: install ## Format and auto-fix with ruff
+	@$(UV) run --frozen ruff format .
+	@$(UV) run --frozen ruff check --fix .
+
+.PHONY: test
+test: infra-up ## Every test (unit, integration, e2e), starting the infrastructure if needed
+	@$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: install ## Unit tests only (no I/O, no infrastructure)
+	@$(UV) run --frozen pytest -m unit $(PYTEST_ARGS)
+
+.PHONY: test-integration
+test-integration: infra-up ## Integration tests on real Kafka, PostgreSQL and Redis
+	@$(UV) run --frozen pytest -m integration $(PYTEST_ARGS)
+
+.PHONY: test-e2e
+test-e2e: infra-up ## End-to-end tests: the services as real processes
+	@$(UV) run --frozen pytest -m e2e $(PYTEST_ARGS)
