@@ -15,6 +15,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -23,7 +24,7 @@ from sagakit.db.engine import create_engine, create_session_factory
 from sagakit.db.relay import OutboxRelay
 from sagakit.db.unit_of_work import UnitOfWork
 from sagakit.errors import BrokerUnavailable
-from sagakit.messaging.consumer import Consumer, Handler
+from sagakit.messaging.consumer import Consumer
 from sagakit.messaging.producer import Producer
 from sagakit.messaging.registry import MessageRegistry
 from sagakit.ops.http import HttpServer, build_ops_app
@@ -44,6 +45,7 @@ class Service:
     producer: Producer
     consumer: Consumer
     relay: OutboxRelay
+    app: FastAPI
     http: HttpServer
     # Extra loops (timeouts, retry worker) that take a "stopping" event and return when it is set.
     workers: list[Worker] = field(default_factory=list)
@@ -64,10 +66,13 @@ def build_service(
     settings: ServiceSettings,
     *,
     registry: MessageRegistry,
-    handlers: dict[str, Handler],
     topics: list[str],
 ) -> Service:
-    """The standard wiring: engine, producer, consumer, relay and the ops HTTP port."""
+    """The standard wiring: engine, producer, consumer, relay and the ops HTTP port.
+
+    The caller then adds its handlers (``service.consumer.handle``), routes (``service.app``)
+    and background workers (``service.workers``).
+    """
     engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
     session_factory = create_session_factory(engine)
     client_id = f"{settings.service_name}"
@@ -83,7 +88,6 @@ def build_service(
         client_id=client_id,
         topics=topics,
         registry=registry,
-        handlers=handlers,
         uow_factory=lambda: UnitOfWork(session_factory),
         producer=producer,
         max_records=settings.kafka_consumer_max_records,
@@ -106,13 +110,14 @@ def build_service(
         producer=producer,
         consumer=consumer,
         relay=relay,
-        http=None,  # type: ignore[arg-type]  # set below: the checks need the service
+        app=build_ops_app(settings.service_name, {}),
+        http=None,  # type: ignore[arg-type]  # set below, around the app
     )
-    app = build_ops_app(
-        settings.service_name,
-        {"database": service.database_ready, "kafka": service.kafka_ready},
-    )
-    service.http = HttpServer(app, settings.http_host, settings.http_port)
+    service.app.state.readiness = {
+        "database": service.database_ready,
+        "kafka": service.kafka_ready,
+    }
+    service.http = HttpServer(service.app, settings.http_host, settings.http_port)
     return service
 
 

@@ -9,9 +9,10 @@ from sagakit.runtime import Service, build_service
 
 def bootstrap(settings: Settings | None = None) -> Service:
     settings = settings or Settings()
-    return build_service(
+    service = build_service(
         settings,
         registry=REGISTRY,
-        handlers=HANDLERS,
         topics=[settings.topics.commands("notification")],
     )
+    service.consumer.handle(HANDLERS)
+    return service

@@ -9,12 +9,13 @@ from sagakit.runtime import Service, build_service
 
 def bootstrap(settings: Settings | None = None) -> Service:
     settings = settings or Settings()
-    return build_service(
+    service = build_service(
         settings,
         registry=REGISTRY,
-        handlers=HANDLERS,
         topics=[
             settings.topics.orders,
             *(settings.topics.replies(p) for p in ("inventory", "payment", "notification")),
         ],
     )
+    service.consumer.handle(HANDLERS)
+    return service

@@ -68,7 +68,7 @@ class Consumer:
         group_id: str,
         topics: Sequence[str],
         registry: MessageRegistry,
-        handlers: Mapping[str, Handler],
+        handlers: Mapping[str, Handler] | None = None,
         uow_factory: Callable[[], UnitOfWork],
         producer: Producer,
         client_id: str | None = None,
@@ -82,7 +82,7 @@ class Consumer:
         self._client_id = client_id or group_id
         self._topics = list(topics)
         self._registry = registry
-        self._handlers = dict(handlers)
+        self._handlers = dict(handlers or {})
         self._uow_factory = uow_factory
         self._producer = producer
         self._max_records = max_records
@@ -96,6 +96,10 @@ class Consumer:
         self._revoking: set[TopicPartition] = set()
         self.started = asyncio.Event()
         self.processed = 0
+
+    def handle(self, handlers: Mapping[str, Handler]) -> None:
+        """Add handlers by message type (before ``run()``)."""
+        self._handlers.update(handlers)
 
     # --- lifecycle ------------------------------------------------------------------------------
 

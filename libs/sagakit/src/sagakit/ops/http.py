@@ -21,7 +21,9 @@ log = logging.getLogger(__name__)
 
 
 def build_ops_app(service: str, checks: dict[str, ReadinessCheck]) -> FastAPI:
+    """The app with the probes; ``app.state.readiness`` holds the checks (add to it freely)."""
     app = FastAPI(title=service, default_response_class=ORJSONResponse)
+    app.state.readiness = dict(checks)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -29,6 +31,7 @@ def build_ops_app(service: str, checks: dict[str, ReadinessCheck]) -> FastAPI:
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz(response: Response) -> dict[str, object]:
+        checks: dict[str, ReadinessCheck] = app.state.readiness
         names = list(checks)
         results = await asyncio.gather(*(_safe(checks[n]) for n in names))
         status = dict(zip(names, results, strict=True))

@@ -1,0 +1,62 @@
+"""The typed message contracts of the order saga, and the registry that knows them all.
+
+Commands are imperative (``ReserveInventory``); replies and events are past tense
+(``InventoryReserved``). Money is always integer minor units with an ISO 4217 currency code.
+"""
+
+from sagakit.contracts.base import REGISTRY, FailureReply, Reply, SuccessReply
+from sagakit.contracts.inventory import (
+    InventoryReleased,
+    InventoryReservationFailed,
+    InventoryReserved,
+    ReleaseInventory,
+    ReserveInventory,
+)
+from sagakit.contracts.notification import (
+    NotificationFailed,
+    OrderConfirmationSent,
+    SendOrderConfirmation,
+)
+from sagakit.contracts.orders import (
+    OrderCancelled,
+    OrderConfirmed,
+    OrderNeedsAttention,
+    PlaceOrder,
+)
+from sagakit.contracts.payment import (
+    PaymentDeclined,
+    PaymentProcessed,
+    PaymentRefunded,
+    PaymentRefundFailed,
+    ProcessPayment,
+    RefundPayment,
+)
+from sagakit.contracts.types import Currency, OrderItem, PricedLine
+
+__all__ = [
+    "REGISTRY",
+    "Currency",
+    "FailureReply",
+    "InventoryReleased",
+    "InventoryReservationFailed",
+    "InventoryReserved",
+    "NotificationFailed",
+    "OrderCancelled",
+    "OrderConfirmationSent",
+    "OrderConfirmed",
+    "OrderItem",
+    "OrderNeedsAttention",
+    "PaymentDeclined",
+    "PaymentProcessed",
+    "PaymentRefundFailed",
+    "PaymentRefunded",
+    "PlaceOrder",
+    "PricedLine",
+    "ProcessPayment",
+    "RefundPayment",
+    "ReleaseInventory",
+    "Reply",
+    "ReserveInventory",
+    "SendOrderConfirmation",
+    "SuccessReply",
+]
