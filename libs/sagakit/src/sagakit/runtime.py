@@ -49,6 +49,8 @@ class Service:
     http: HttpServer
     # Extra loops (timeouts, retry worker) that take a "stopping" event and return when it is set.
     workers: list[Worker] = field(default_factory=list)
+    # Extra clients (Redis, HTTP) to close on the way out, after the workers stopped.
+    closers: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.session_factory)
@@ -133,6 +135,8 @@ async def run_service(service: Service) -> None:
         stack.push_async_callback(service.engine.dispose)
         await _start_producer(service.producer, stopping)
         stack.push_async_callback(service.producer.stop)
+        for close in service.closers:
+            stack.push_async_callback(close)
 
         tasks: dict[str, asyncio.Task[None]] = {
             "http": asyncio.create_task(service.http.serve(), name=f"{name}-http"),

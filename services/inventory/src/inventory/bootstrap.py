@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from inventory.service_layer.handlers import HANDLERS, REGISTRY
+from inventory.entrypoints.http import catalog_router
+from inventory.service_layer.handlers import REGISTRY, make_handlers
 from inventory.settings import Settings
 from sagakit.runtime import Service, build_service
 
@@ -14,5 +15,6 @@ def bootstrap(settings: Settings | None = None) -> Service:
         registry=REGISTRY,
         topics=[settings.topics.commands("inventory")],
     )
-    service.consumer.handle(HANDLERS)
+    service.consumer.handle(make_handlers(settings.topics))
+    service.app.include_router(catalog_router(service.session_factory))
     return service

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from notification.service_layer.handlers import HANDLERS, REGISTRY
+from notification.adapters.mailer import SmtpMailer
+from notification.service_layer.handlers import REGISTRY, make_handlers
 from notification.settings import Settings
 from sagakit.runtime import Service, build_service
 
@@ -14,5 +15,18 @@ def bootstrap(settings: Settings | None = None) -> Service:
         registry=REGISTRY,
         topics=[settings.topics.commands("notification")],
     )
-    service.consumer.handle(HANDLERS)
+    mailer = SmtpMailer(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        timeout_s=settings.smtp_timeout_s,
+        max_attempts=settings.smtp_max_attempts,
+    )
+    service.consumer.handle(
+        make_handlers(
+            settings.topics,
+            mailer=mailer,
+            session_factory=service.session_factory,
+            sender=settings.smtp_from,
+        )
+    )
     return service

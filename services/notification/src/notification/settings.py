@@ -16,3 +16,13 @@ class Settings(ServiceSettings):
         validation_alias="NOTIFICATION_DATABASE_URL",
     )
     http_port: int = Field(default=8003, validation_alias="NOTIFICATION_HTTP_PORT")
+
+    # SMTP server for order confirmations (no auth or TLS locally; STARTTLS is used if offered).
+    smtp_host: str = Field(default="127.0.0.1", validation_alias="SMTP_HOST")
+    smtp_port: int = Field(default=1025, validation_alias="SMTP_PORT")
+    smtp_from: str = Field(default="orders@saga-shop.local", validation_alias="SMTP_FROM")
+    # Per SMTP operation (connect, each command, the message data), in seconds.
+    smtp_timeout_s: float = Field(default=10.0, validation_alias="SMTP_TIMEOUT_S")
+    # Transient failures (4xx, connection refused or reset, timeouts) are retried this many times
+    # in a row, then the record goes back to the consumer's own backoff.
+    smtp_max_attempts: int = Field(default=3, ge=1, validation_alias="SMTP_MAX_ATTEMPTS")

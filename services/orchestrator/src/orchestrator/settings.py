@@ -1,4 +1,4 @@
-"""Settings of the orchestrator service (environment or `.env`; see `.env.example`)."""
+"""Settings of the orchestrator (environment or `.env`; see `.env.example`)."""
 
 from __future__ import annotations
 
@@ -16,3 +16,23 @@ class Settings(ServiceSettings):
         validation_alias="ORCHESTRATOR_DATABASE_URL",
     )
     http_port: int = Field(default=8000, validation_alias="ORCHESTRATOR_HTTP_PORT")
+
+    step_timeout_s: float = Field(default=30.0, validation_alias="SAGA_STEP_TIMEOUT_S")
+    compensation_retry_base_s: float = Field(
+        default=1.0, validation_alias="COMPENSATION_RETRY_BASE_S"
+    )
+    compensation_retry_cap_s: float = Field(
+        default=60.0, validation_alias="COMPENSATION_RETRY_CAP_S"
+    )
+    compensation_max_attempts: int = Field(
+        default=5, ge=1, validation_alias="COMPENSATION_MAX_ATTEMPTS"
+    )
+    scheduler_poll_interval_s: float = Field(
+        default=0.5, validation_alias="SCHEDULER_POLL_INTERVAL_S"
+    )
+    scheduler_batch_size: int = Field(default=100, validation_alias="SCHEDULER_BATCH_SIZE")
+
+    admin_token: str = Field(default="local-admin-token", validation_alias="ADMIN_TOKEN")
+    order_max_body_bytes: int = Field(default=65_536, validation_alias="ORDER_MAX_BODY_BYTES")
+    rate_limit_per_minute: int = Field(default=600, validation_alias="RATE_LIMIT_PER_MINUTE")
+    idempotency_ttl_s: int = Field(default=86_400, validation_alias="IDEMPOTENCY_TTL_S")

@@ -10,6 +10,7 @@ from sagakit.contracts.inventory import (
     InventoryReservationFailed,
     InventoryReserved,
     ReleaseInventory,
+    RequestedItem,
     ReserveInventory,
 )
 from sagakit.contracts.notification import (
@@ -56,6 +57,7 @@ __all__ = [
     "RefundPayment",
     "ReleaseInventory",
     "Reply",
+    "RequestedItem",
     "ReserveInventory",
     "SendOrderConfirmation",
     "SuccessReply",

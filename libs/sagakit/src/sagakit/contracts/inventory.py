@@ -6,8 +6,16 @@ import uuid
 from typing import Literal
 
 from sagakit.contracts.base import REGISTRY, FailureReply, SuccessReply
-from sagakit.contracts.types import Cents, OrderItem, PricedLine
+from sagakit.contracts.types import Cents, PricedLine, ProductId
 from sagakit.messaging.registry import Message
+
+
+class RequestedItem(Message):
+    """A line as requested. The quantity is checked by inventory (``INVALID_QUANTITY``), not here,
+    so a bad quantity is a business failure reply rather than a poison message."""
+
+    product_id: ProductId
+    quantity: int
 
 
 @REGISTRY.register
@@ -16,7 +24,7 @@ class ReserveInventory(Message):
 
     message_type = "ReserveInventory"
     order_id: uuid.UUID
-    items: list[OrderItem]
+    items: list[RequestedItem]
     currency: str
 
 
@@ -37,7 +45,12 @@ class InventoryReserved(SuccessReply):
 
 
 ReservationFailure = Literal[
-    "UNKNOWN_PRODUCT", "INVALID_QUANTITY", "INSUFFICIENT_STOCK", "CURRENCY_MISMATCH"
+    "UNKNOWN_PRODUCT",
+    "INVALID_QUANTITY",
+    "INSUFFICIENT_STOCK",
+    "CURRENCY_MISMATCH",
+    # A reserve for an order already released (a command re-sent after its compensation).
+    "ORDER_RELEASED",
 ]
 
 

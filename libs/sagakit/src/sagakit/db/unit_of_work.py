@@ -5,6 +5,8 @@ Leaving the context without ``commit()`` rolls back, so a handler that fails pub
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 
 from sqlalchemy import text
@@ -16,6 +18,8 @@ from sagakit.db.models import InboxMessage, OutboxMessage
 from sagakit.errors import DatabaseUnavailable
 from sagakit.messaging.envelope import Envelope
 from sagakit.messaging.registry import Message
+
+log = logging.getLogger(__name__)
 
 OUTBOX_CHANNEL = "sagakit_outbox"
 
@@ -30,6 +34,7 @@ class UnitOfWork:
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._session_factory = session_factory
         self._outbox: list[dict[str, object]] = []
+        self._after_commit: list[Callable[[], Awaitable[None]]] = []
         self._session: AsyncSession | None = None
 
     @property
@@ -49,8 +54,11 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._outbox = []
+        self._after_commit = []
         try:
-            await self.rollback()
+            # close() rolls back what was not committed; unlike rollback() it leaves the loaded
+            # objects readable (detached), so callers may use them after the block.
             await self.session.close()
         except DBAPIError:
             pass  # the connection is gone; the original error (if any) says why
@@ -59,15 +67,23 @@ class UnitOfWork:
         if exc is not None:
             raise_as_infrastructure(exc)
 
-    def emit(self, topic: str, envelope: Envelope[Message]) -> None:
+    def emit(
+        self,
+        topic: str,
+        envelope: Envelope[Message],
+        *,
+        extra_headers: list[tuple[str, str]] | None = None,
+    ) -> None:
         """Queue a message to be written to the outbox in this transaction."""
+        headers = [[name, raw.decode()] for name, raw in envelope.headers()]
+        headers += [[name, value] for name, value in extra_headers or ()]
         self._outbox.append(
             {
                 "message_id": envelope.message_id,
                 "message_type": envelope.message_type,
                 "topic": topic,
                 "key": envelope.key,
-                "headers": [[name, raw.decode()] for name, raw in envelope.headers()],
+                "headers": headers,
                 "value": envelope.value(),
             }
         )
@@ -91,6 +107,11 @@ class UnitOfWork:
         inserted = (await self.session.execute(stmt)).scalar_one_or_none()
         return inserted is not None
 
+    def after_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run ``callback`` once this transaction has committed (best effort, never rolled back:
+        for notifications such as live status pushes, not for anything that must not be lost)."""
+        self._after_commit.append(callback)
+
     async def commit(self) -> None:
         if self._outbox:
             await self.session.execute(insert(OutboxMessage), self._outbox)
@@ -98,9 +119,16 @@ class UnitOfWork:
             await self.session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
         await self.session.commit()
         self._outbox = []
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            try:
+                await callback()
+            except Exception:  # the commit stands; a failed notification is only logged
+                log.warning("after-commit callback failed", exc_info=True)
 
     async def rollback(self) -> None:
         self._outbox = []
+        self._after_commit = []
         await self.session.rollback()
 
 

@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import uvicorn
 from fastapi import FastAPI, Response
-from fastapi.responses import ORJSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
@@ -22,7 +21,7 @@ log = logging.getLogger(__name__)
 
 def build_ops_app(service: str, checks: dict[str, ReadinessCheck]) -> FastAPI:
     """The app with the probes; ``app.state.readiness`` holds the checks (add to it freely)."""
-    app = FastAPI(title=service, default_response_class=ORJSONResponse)
+    app = FastAPI(title=service)
     app.state.readiness = dict(checks)
 
     @app.get("/healthz", include_in_schema=False)

@@ -1,5 +1,8 @@
 """Which infrastructure the tests use.
 
+Tests never touch the services' own databases (a running demo keeps its data): each role gets a
+``<name>_test`` database, created on first use.
+
 ``SAGA_TEST_INFRA=local`` (what ``make test`` sets, after ``make infra-up``): the native local
 infrastructure at the addresses in the settings. ``SAGA_TEST_INFRA=testcontainers``: containers
 started by Testcontainers. Unset: local if a broker answers on the configured address, else
@@ -13,18 +16,23 @@ import os
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
 class Infra:
     kafka_bootstrap_servers: str
     redis_url: str
-    # A SQLAlchemy URL template with ``{db}`` for the database (and role) name.
+    # A SQLAlchemy URL template with ``{role}`` and ``{db}``; each role's password is its name.
     postgres_url_template: str
     source: str
 
-    def database_url(self, db: str) -> str:
-        return self.postgres_url_template.format(db=db)
+    def database_url(self, role: str) -> str:
+        """The test database of a service's role (``inventory`` -> ``inventory_test``)."""
+        return self.postgres_url_template.format(role=role, db=f"{role}_test")
+
+    def role_database_url(self, role: str) -> str:
+        return self.postgres_url_template.format(role=role, db=role)
 
 
 def local_infra() -> Infra:
@@ -33,7 +41,7 @@ def local_infra() -> Infra:
     return Infra(
         kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
         redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-        postgres_url_template=f"postgresql+asyncpg://{{db}}:{{db}}@{host}:{port}/{{db}}",
+        postgres_url_template=f"postgresql+asyncpg://{{role}}:{{role}}@{host}:{port}/{{db}}",
         source="local",
     )
 
@@ -62,6 +70,7 @@ def provide_infra() -> Iterator[Infra]:
     choice = os.environ.get("SAGA_TEST_INFRA", "")
     local = local_infra()
     if choice == "local" or (not choice and _answers(local.kafka_bootstrap_servers)):
+        _create_test_databases(local)
         yield local
         return
     if choice not in ("", "testcontainers") or not _docker_reachable():
@@ -93,9 +102,49 @@ def _containers() -> Iterator[Infra]:
     ):
         pg.exec(["psql", "-U", "postgres", "-c", init_sql])
         host, port = pg.get_container_host_ip(), pg.get_exposed_port(5432)
-        yield Infra(
+        infra = Infra(
             kafka_bootstrap_servers=kafka.get_bootstrap_server(),
             redis_url=f"redis://{redis.get_container_host_ip()}:{redis.get_exposed_port(6379)}/0",
-            postgres_url_template=f"postgresql+asyncpg://{{db}}:{{db}}@{host}:{port}/{{db}}",
+            postgres_url_template=f"postgresql+asyncpg://{{role}}:{{role}}@{host}:{port}/{{db}}",
             source="testcontainers",
         )
+        _create_test_databases(infra)
+        yield infra
+
+
+def _create_test_databases(infra: Infra) -> None:
+    """Create each role's ``<role>_test`` database if missing (roles have CREATEDB)."""
+    import threading
+
+    import asyncpg
+
+    from sagakit.db.engine import asyncpg_dsn
+
+    async def create() -> None:
+        for role in DATABASES:
+            conn = await asyncpg.connect(asyncpg_dsn(infra.role_database_url(role)), timeout=10)
+            try:
+                exists = await conn.fetchval(
+                    "SELECT 1 FROM pg_database WHERE datname = $1", f"{role}_test"
+                )
+                if not exists:
+                    await conn.execute(f'CREATE DATABASE "{role}_test" OWNER "{role}"')
+            finally:
+                await conn.close()
+
+    # A thread of its own: this runs from a synchronous fixture, maybe beside a running loop.
+    errors: list[BaseException] = []
+    thread = threading.Thread(target=lambda: _run(create, errors))
+    thread.start()
+    thread.join()
+    if errors:
+        raise RuntimeError(f"cannot create the test databases: {errors[0]}") from errors[0]
+
+
+def _run(create: Any, errors: list[BaseException]) -> None:
+    import asyncio
+
+    try:
+        asyncio.run(create())
+    except BaseException as exc:
+        errors.append(exc)

@@ -1,9 +1,114 @@
-"""Message handlers of the notification service: plain async functions (message, unit of work)."""
+"""Message handlers of the notification service: plain async functions (message, unit of work).
+
+At most one confirmation per order, even under redelivery and re-sent commands:
+
+1. Claim the order in a short transaction of its own, committed at once: the ``notifications``
+   row exists as ``sending`` (or already exists). It is not the unit of work's transaction,
+   because that one also holds the inbox row: committing it early would make a crash after the
+   claim look like a finished message, and no reply would ever be sent.
+2. In the unit of work, lock that row (``FOR UPDATE``: a concurrent delivery of the same order
+   waits here, then finds the outcome) and act on its status: ``sent`` or ``rejected`` replies
+   the recorded outcome again and sends nothing; ``sending`` sends.
+3. The new status commits with the reply and the inbox row, atomically.
+"""
 
 from __future__ import annotations
 
-from sagakit.messaging.consumer import Handler
-from sagakit.messaging.registry import MessageRegistry
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-REGISTRY = MessageRegistry()
-HANDLERS: dict[str, Handler] = {}
+from notification.adapters.mailer import Mailer
+from notification.adapters.orm import Notification
+from notification.adapters.repository import NotificationRepository
+from notification.domain.confirmation import build_confirmation, message_id_for
+from notification.domain.errors import DeliveryRejected, SmtpRejected
+from notification.domain.status import NotificationStatus
+from sagakit.contracts import (
+    REGISTRY,
+    NotificationFailed,
+    OrderConfirmationSent,
+    SendOrderConfirmation,
+)
+from sagakit.db.unit_of_work import UnitOfWork
+from sagakit.messaging.consumer import Handler
+from sagakit.messaging.envelope import Envelope, utcnow
+from sagakit.settings import Topics
+
+__all__ = ["REGISTRY", "make_handlers"]
+
+
+def make_handlers(
+    topics: Topics,
+    *,
+    mailer: Mailer,
+    session_factory: async_sessionmaker[AsyncSession],
+    sender: str,
+) -> dict[str, Handler]:
+    """The handlers by message type. ``session_factory`` opens the claim's own transaction."""
+    replies = topics.replies("notification")
+
+    async def send_order_confirmation(
+        envelope: Envelope[SendOrderConfirmation], uow: UnitOfWork
+    ) -> None:
+        command = envelope.payload
+        async with session_factory() as claim_session:
+            await NotificationRepository(claim_session).claim(
+                order_id=command.order_id,
+                saga_id=envelope.saga_id,
+                email=command.email,
+                smtp_message_id=message_id_for(command.order_id),
+            )
+            await claim_session.commit()
+
+        repository = NotificationRepository(uow.session)
+        notification = await repository.get_for_update(command.order_id)
+        if notification is None:  # deleted between the claim and here: try the record again
+            raise RuntimeError(f"notification of order {command.order_id} vanished after claim")
+
+        if notification.status == NotificationStatus.SENT:
+            uow.emit(replies, envelope.reply(_sent(notification)))
+            return
+        if notification.status == NotificationStatus.REJECTED:
+            uow.emit(replies, envelope.reply(_failed(notification)))
+            return
+
+        # ``sending``: first try, or an earlier try crashed (or hit an outage) mid-send. SMTP has
+        # no idempotency key, so if that earlier try got as far as the server accepting the
+        # message, the customer gets it twice. The Message-ID is the same on every try, so a
+        # receiver can recognise and drop the duplicate. The window is the time between the
+        # server's 250 after DATA and the commit below (and a 250 lost to a dropped connection,
+        # which the mailer takes as transient and retries).
+        try:
+            message = build_confirmation(
+                order_id=command.order_id,
+                recipient=command.email,
+                sender=sender,
+                lines=command.lines,
+                total=command.total,
+                currency=command.currency,
+                date=utcnow(),
+            )
+            await mailer.send(message)  # GatewayUnavailable propagates: nothing is recorded
+        except DeliveryRejected as rejected:
+            NotificationRepository.mark_rejected(
+                notification, reason=rejected.reason, detail=rejected.detail
+            )
+            uow.emit(replies, envelope.reply(_failed(notification)))
+            return
+        NotificationRepository.mark_sent(notification)
+        uow.emit(replies, envelope.reply(_sent(notification)))
+
+    return {SendOrderConfirmation.message_type: send_order_confirmation}
+
+
+def _sent(notification: Notification) -> OrderConfirmationSent:
+    return OrderConfirmationSent(
+        order_id=notification.order_id, smtp_message_id=notification.smtp_message_id
+    )
+
+
+def _failed(notification: Notification) -> NotificationFailed:
+    return NotificationFailed(
+        order_id=notification.order_id,
+        reason=notification.reason or SmtpRejected.reason,
+        detail=notification.detail or "",
+    )

@@ -1,0 +1,220 @@
+# shellcheck shell=bash disable=SC2034 # variables here are used by the sourcing scripts
+# Common definitions for the local (Docker-free) infrastructure scripts.
+# Sourced by up.sh, down.sh, status.sh and kafka.sh; not meant to be run.
+
+# Everything is relative to the repo root so the scripts work from any cwd.
+INFRA_SCRIPTS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$INFRA_SCRIPTS/../.." && pwd)"
+INFRA_DIR="$ROOT/.infra"
+DATA_DIR="$INFRA_DIR/data"
+LOG_DIR="$INFRA_DIR/logs"
+RUN_DIR="$INFRA_DIR/run"
+BIN_DIR="$INFRA_DIR/bin"
+
+# Pinned versions: bump deliberately, never float.
+KAFKA_VERSION="3.9.1"
+STRIPE_MOCK_VERSION="v0.203.0"
+AIOSMTPD_VERSION="1.4.6" # only for the fallback venv when .venv lacks it
+PG_MAJOR="15"
+
+POSTGRES_PORT="${POSTGRES_PORT:-5432}"
+REDIS_PORT="${REDIS_PORT:-6379}"
+KAFKA_PORT="${KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+STRIPE_MOCK_PORT="${STRIPE_MOCK_PORT:-12111}"
+STRIPE_MOCK_HTTPS_PORT="${STRIPE_MOCK_HTTPS_PORT:-12112}"
+SMTP_PORT="${SMTP_PORT:-1025}"
+
+PG_BIN="${PG_BIN:-/usr/lib/postgresql/$PG_MAJOR/bin}"
+PGDATA_DIR="$DATA_DIR/postgres"
+KAFKA_HOME="$INFRA_DIR/kafka"
+KAFKA_LIBS="$KAFKA_HOME/libs-$KAFKA_VERSION"
+KAFKA_CLASSES="$KAFKA_HOME/classes-$KAFKA_VERSION"
+
+ALL_COMPONENTS=(postgres redis kafka stripe-mock smtp)
+
+# Timestamped log lines on stderr, so stdout stays usable for data.
+log() { printf '%(%H:%M:%S)T [%s] %s\n' -1 "${LOG_TAG:-infra}" "$*" >&2; }
+warn() { log "WARNING: $*"; }
+die() {
+  log "ERROR: $*"
+  exit 1
+}
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+fmt_ms() { printf '%d.%02ds' $(($1 / 1000)) $(($1 % 1000 / 10)); }
+
+# need_cmd CMD HINT: fail early with what to install instead of a cryptic error later.
+need_cmd() {
+  command -v "$1" >/dev/null 2>&1 || die "required command '$1' not found: $2"
+}
+
+# Bash's /dev/tcp avoids depending on nc; loopback refusals come back immediately.
+port_open() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+pidfile() { echo "$RUN_DIR/$1.pid"; }
+
+read_pidfile() {
+  local f="$1" pid=""
+  if [[ -r "$f" ]]; then read -r pid <"$f" 2>/dev/null || true; fi
+  [[ "$pid" =~ ^[0-9]+$ ]] && echo "$pid"
+  return 0
+}
+
+# proc_running PID: alive and not a zombie. Our services are detached, so once
+# they exit they wait as zombies until init reaps them, which some minimal inits
+# (containers, microVMs) only do every second or two; kill -0 alone says "alive".
+proc_running() {
+  local st
+  kill -0 "$1" 2>/dev/null || return 1
+  st="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  st="${st##*) }" # skip "pid (comm) ": comm may contain spaces
+  [[ "${st%% *}" != Z ]]
+}
+
+# pid_alive PID [PATTERN]: the pattern guards against a recycled pid from a stale
+# pidfile belonging to an unrelated process.
+pid_alive() {
+  local pid="$1" pattern="${2:-}"
+  [[ -n "$pid" ]] && proc_running "$pid" || return 1
+  [[ -z "$pattern" ]] && return 0
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$pattern"
+}
+
+# wait_for_port PORT TIMEOUT_S PID NAME: waits until PORT answers; fails fast if
+# PID dies (no point in waiting out the deadline for a crashed process).
+wait_for_port() {
+  local port="$1" timeout_s="$2" pid="$3" name="$4"
+  local deadline=$(($(date +%s) + timeout_s))
+  until port_open "$port"; do
+    if [[ -n "$pid" ]] && ! proc_running "$pid"; then
+      log "$name (pid $pid) exited before port $port answered"
+      return 1
+    fi
+    if (($(date +%s) >= deadline)); then
+      log "$name: port $port not answering after ${timeout_s}s"
+      return 1
+    fi
+    sleep 0.1
+  done
+}
+
+# wait_for_exit PID TIMEOUT_S: true once PID is gone.
+wait_for_exit() {
+  local pid="$1" timeout_s="$2"
+  local deadline=$(($(date +%s) + timeout_s))
+  while proc_running "$pid"; do
+    (($(date +%s) >= deadline)) && return 1
+    sleep 0.1
+  done
+}
+
+# rotate_log FILE: logs are appended across restarts; keep one old generation
+# once a file passes 50 MB so a long-lived checkout does not fill the disk.
+rotate_log() {
+  local f="$1" size
+  size="$(stat -c %s "$f" 2>/dev/null || echo 0)"
+  if ((size > 50 * 1024 * 1024)); then mv -f "$f" "$f.1"; fi
+}
+
+# start_bg NAME LOGFILE CMD...: runs CMD detached in its own session (so a Ctrl-C
+# or a job-control kill of the caller does not take the service down) and
+# records its real pid: the child writes $$ itself, then execs CMD. Sets BG_PID
+# (even if CMD already died, so callers notice a crash at once).
+BG_PID=""
+start_bg() {
+  local name="$1" logfile="$2"
+  shift 2
+  local pf
+  pf="$(pidfile "$name")"
+  rm -f "$pf"
+  rotate_log "$logfile"
+  # shellcheck disable=SC2016 # $$ and $1 must expand in the child shell
+  nohup setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$pf" "$@" \
+    >>"$logfile" 2>&1 </dev/null 9>&- &
+  for _ in $(seq 50); do
+    BG_PID="$(read_pidfile "$pf")"
+    [[ -n "$BG_PID" ]] && return 0
+    sleep 0.02
+  done
+  die "$name: no pidfile $pf after start (see $logfile)"
+}
+
+# component_pid NAME: pid of the running instance or empty. Postgres keeps its
+# own pidfile in the data directory; the others use .infra/run/NAME.pid.
+component_pid() {
+  local pid=""
+  case "$1" in
+    postgres) pid="$(head -n1 "$PGDATA_DIR/postmaster.pid" 2>/dev/null || true)" ;;
+    *) pid="$(read_pidfile "$(pidfile "$1")")" ;;
+  esac
+  if [[ "$pid" =~ ^[0-9]+$ ]] && pid_alive "$pid" "$(component_pattern "$1")"; then
+    echo "$pid"
+  fi
+  return 0
+}
+
+component_pattern() {
+  case "$1" in
+    postgres) echo "postgres" ;;
+    redis) echo "redis-server" ;;
+    kafka) echo "kafka.Kafka" ;;
+    stripe-mock) echo "stripe-mock" ;;
+    smtp) echo "smtp_server.py" ;;
+  esac
+}
+
+component_port() {
+  case "$1" in
+    postgres) echo "$POSTGRES_PORT" ;;
+    redis) echo "$REDIS_PORT" ;;
+    kafka) echo "$KAFKA_PORT" ;;
+    stripe-mock) echo "$STRIPE_MOCK_PORT" ;;
+    smtp) echo "$SMTP_PORT" ;;
+  esac
+}
+
+component_log() {
+  case "$1" in
+    stripe-mock) echo "$LOG_DIR/stripe-mock.log" ;;
+    *) echo "$LOG_DIR/$1.log" ;;
+  esac
+}
+
+is_component() {
+  local c
+  for c in "${ALL_COMPONENTS[@]}"; do [[ "$c" == "$1" ]] && return 0; done
+  return 1
+}
+
+# Up means both: our process is alive AND its port answers.
+component_up() {
+  [[ -n "$(component_pid "$1")" ]] && port_open "$(component_port "$1")"
+}
+
+# Serialise up/down runs: two concurrent starts would race on pidfiles and ports.
+# The lock is fd 9; every long-lived child must be started with 9>&- or it
+# would inherit the fd and hold the lock for its whole life.
+take_lock() {
+  mkdir -p "$RUN_DIR"
+  exec 9>"$RUN_DIR/infra.lock"
+  if ! flock -n 9; then
+    log "waiting for another up.sh/down.sh (lock $RUN_DIR/infra.lock)"
+    flock -w 900 9 || die "another up.sh/down.sh still holds $RUN_DIR/infra.lock after 900s"
+  fi
+}
+
+ensure_dirs() {
+  mkdir -p "$DATA_DIR" "$LOG_DIR" "$RUN_DIR" "$BIN_DIR"
+  # The postgres OS user must traverse these to reach its data and log files.
+  chmod 755 "$INFRA_DIR" "$DATA_DIR" "$LOG_DIR" "$RUN_DIR"
+}
+
+# Java command line shared by the broker helpers and kafka.sh tools.
+kafka_tool_java() {
+  java -Xmx256m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC \
+    -Dlog4j.configuration="file:$INFRA_SCRIPTS/kafka/tools-log4j.properties" \
+    -cp "$KAFKA_LIBS/*:$KAFKA_CLASSES" "$@"
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# One line per component: state, pid, port. Exit 0 only if all are up.
+#   scripts/infra/status.sh [component...]   (default: all)
+set -euo pipefail
+
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+main() {
+  local -a comps=("$@")
+  ((${#comps[@]})) || comps=("${ALL_COMPONENTS[@]}")
+  local c pid port state rc=0
+  for c in "${comps[@]}"; do
+    is_component "$c" || die "unknown component '$c' (known: ${ALL_COMPONENTS[*]})"
+    pid="$(component_pid "$c")"
+    port="$(component_port "$c")"
+    if [[ -n "$pid" ]] && port_open "$port"; then
+      state="up"
+    elif [[ -n "$pid" ]]; then
+      state="down (process alive, port not answering: starting or stuck)"
+      rc=1
+    elif port_open "$port"; then
+      state="down (port taken by a process not started by these scripts)"
+      rc=1
+    else
+      state="down"
+      rc=1
+    fi
+    printf '%-12s pid=%-8s port=%-6s %s\n' "$c" "${pid:--}" "$port" "$state"
+  done
+  return "$rc"
+}
+
+main "$@"

@@ -1,0 +1,393 @@
+#!/usr/bin/env bash
+# Start the local infrastructure without Docker, installing what is missing.
+#   scripts/infra/up.sh [postgres|redis|kafka|stripe-mock|smtp ...]   (default: all)
+# Idempotent: a component whose process is alive and whose port answers is skipped.
+# Runtime state lives in <repo>/.infra (data/, logs/, run/, bin/, kafka/).
+set -euo pipefail
+
+LOG_TAG=up
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+CURRENT=""    # component being brought up, for the failure report
+RESULT=""     # what the last up_* did: "already up" or "started"
+APT_UPDATED=0 # apt-get update at most once per run, and only if needed
+
+# On any failure inside a component, show the tail of its log: the cause is
+# almost always there, and the user should not have to go looking.
+on_exit() {
+  local rc=$?
+  if ((rc != 0)) && [[ -n "$CURRENT" ]]; then
+    local f
+    f="$(component_log "$CURRENT")"
+    log "$CURRENT FAILED (exit $rc). Last lines of $f:"
+    if [[ -s "$f" ]]; then tail -n 25 "$f" | sed 's/^/    | /' >&2; fi
+    log "fix the cause, then re-run up.sh (scripts/infra/down.sh $CURRENT resets a stuck process)"
+  fi
+}
+trap on_exit EXIT
+
+# apt_install LOGFILE PACKAGE...
+apt_install() {
+  local logfile="$1"
+  shift
+  need_cmd apt-get "cannot install '$*' automatically: install it with your package manager"
+  ((EUID == 0)) || die "installing '$*' needs root: sudo apt-get install --no-install-recommends $*"
+  if ((APT_UPDATED == 0)); then
+    log "apt-get update (output: $logfile)"
+    apt-get update -qq >>"$logfile" 2>&1 || die "apt-get update failed"
+    APT_UPDATED=1
+  fi
+  log "apt-get install $*"
+  # Debian packages start their own service on install (redis on 6379, a
+  # postgres cluster on 5432), which would then squat our ports; a temporary
+  # policy-rc.d returning 101 forbids that. An existing one is left alone.
+  local policy=/usr/sbin/policy-rc.d created=0 rc=0
+  if [[ ! -e "$policy" ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    created=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" \
+    >>"$logfile" 2>&1 || rc=$?
+  if ((created)); then rm -f "$policy"; fi
+  ((rc == 0)) || die "apt-get install $* failed"
+}
+
+# check_running NAME TIMEOUT_S: 0 if already up (sets RESULT), 1 if it must be
+# started; dies on states that a restart would not fix by itself.
+check_running() {
+  local name="$1" timeout_s="$2" pid port
+  pid="$(component_pid "$name")"
+  port="$(component_port "$name")"
+  if [[ -n "$pid" ]]; then
+    if port_open "$port"; then
+      RESULT="already up"
+      return 0
+    fi
+    # Alive but not listening yet: probably still starting (another up.sh run).
+    log "$name: pid $pid alive, waiting for port $port"
+    wait_for_port "$port" "$timeout_s" "$pid" "$name" ||
+      die "$name: pid $pid is alive but port $port never answered; run scripts/infra/down.sh $name"
+    RESULT="already up"
+    return 0
+  fi
+  if port_open "$port"; then
+    die "$name: port $port is in use by a process not started by these scripts" \
+      "(stop it, or pick another port: $(port_var "$name")=<port> scripts/infra/up.sh)"
+  fi
+  return 1
+}
+
+port_var() {
+  case "$1" in
+    postgres) echo POSTGRES_PORT ;;
+    redis) echo REDIS_PORT ;;
+    kafka) echo KAFKA_PORT ;;
+    stripe-mock) echo STRIPE_MOCK_PORT ;;
+    smtp) echo SMTP_PORT ;;
+  esac
+}
+
+# ---------------------------------------------------------------- postgres --
+
+# initdb and postgres refuse to run as root: as root, run them as 'postgres'.
+as_pg() {
+  if ((EUID == 0)); then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+up_postgres() {
+  check_running postgres 60 && return 0
+  local logfile="$LOG_DIR/postgres.log"
+  if [[ ! -x "$PG_BIN/postgres" ]]; then
+    if [[ "$PG_BIN" == "/usr/lib/postgresql/$PG_MAJOR/bin" ]]; then
+      apt_install "$logfile" "postgresql-$PG_MAJOR"
+    fi
+    [[ -x "$PG_BIN/postgres" ]] ||
+      die "PostgreSQL server binaries not found in $PG_BIN (set PG_BIN, or install postgresql-$PG_MAJOR)"
+  fi
+
+  local owner
+  if ((EUID == 0)); then
+    if ! id postgres >/dev/null 2>&1; then
+      log "creating system user 'postgres' (initdb refuses to run as root)"
+      useradd --system --user-group --home-dir /nonexistent --no-create-home \
+        --shell /usr/sbin/nologin postgres
+    fi
+    as_pg test -x "$DATA_DIR" ||
+      die "OS user 'postgres' cannot traverse to $DATA_DIR: make its parent directories" \
+        "searchable (e.g. chmod o+x on each parent of $ROOT)"
+    owner=postgres
+  else
+    owner="$(id -un)"
+  fi
+
+  # Unix sockets have a ~107-byte path limit; deep checkouts fall back to /tmp.
+  local sockdir="$RUN_DIR/postgres"
+  if ((${#sockdir} > 90)); then sockdir=/tmp; fi
+  mkdir -p "$sockdir"
+  rotate_log "$logfile"
+  touch "$logfile"
+  if [[ "$sockdir" != /tmp ]]; then chown "$owner" "$sockdir"; fi
+  chown "$owner" "$logfile"
+
+  if [[ ! -s "$PGDATA_DIR/PG_VERSION" ]]; then
+    if [[ -d "$PGDATA_DIR" ]] && [[ -n "$(ls -A "$PGDATA_DIR")" ]]; then
+      die "$PGDATA_DIR exists but holds no initialised cluster (interrupted initdb?):" \
+        "remove it with scripts/infra/down.sh --purge postgres"
+    fi
+    log "postgres: initdb $PGDATA_DIR"
+    local pwfile="$RUN_DIR/pg-superuser-pw"
+    printf 'postgres\n' >"$pwfile"
+    chown "$owner" "$pwfile"
+    chmod 600 "$pwfile"
+    mkdir -p "$PGDATA_DIR"
+    chown "$owner" "$PGDATA_DIR"
+    chmod 700 "$PGDATA_DIR"
+    as_pg "$PG_BIN/initdb" -D "$PGDATA_DIR" -U postgres --pwfile="$pwfile" \
+      --auth-local=peer --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 \
+      >>"$logfile" 2>&1 || {
+      rm -f "$pwfile"
+      die "initdb failed"
+    }
+    rm -f "$pwfile"
+    # Settings live in an included file, rewritten on each start so that a
+    # changed POSTGRES_PORT takes effect without touching postgresql.conf.
+    printf "\ninclude_if_exists = 'infra.conf'\n" >>"$PGDATA_DIR/postgresql.conf"
+  fi
+  cat >"$PGDATA_DIR/infra.conf" <<EOF
+# Written by scripts/infra/up.sh on every start: edit there, not here.
+listen_addresses = '127.0.0.1'
+port = $POSTGRES_PORT
+unix_socket_directories = '$sockdir'
+max_connections = 300
+shared_buffers = 256MB
+logging_collector = off
+log_line_prefix = '%m [%p] %q%u@%d '
+EOF
+  chown "$owner" "$PGDATA_DIR/infra.conf"
+
+  as_pg "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$logfile" -w -t 60 start >/dev/null 9>&- ||
+    die "pg_ctl start failed"
+  local pid
+  pid="$(component_pid postgres)"
+  wait_for_port "$POSTGRES_PORT" 30 "$pid" postgres || die "postgres is not listening"
+  # Roles and databases: idempotent, so run on every start (self-healing).
+  PGPASSWORD=postgres "$PG_BIN/psql" -h 127.0.0.1 -p "$POSTGRES_PORT" -U postgres -d postgres \
+    -X -q -v ON_ERROR_STOP=1 -f "$INFRA_SCRIPTS/postgres-init.sql" >>"$logfile" 2>&1 ||
+    die "creating roles/databases (postgres-init.sql) failed"
+  RESULT="started"
+}
+
+# ------------------------------------------------------------------- redis --
+
+up_redis() {
+  check_running redis 15 && return 0
+  local logfile="$LOG_DIR/redis.log"
+  command -v redis-server >/dev/null 2>&1 || apt_install "$logfile" redis-server
+  mkdir -p "$DATA_DIR/redis"
+  rotate_log "$logfile"
+  # Redis daemonizes itself and writes its own pidfile; only start-up errors
+  # reach our stdout redirect, so sharing the log file is harmless.
+  # shellcheck disable=SC2094
+  redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" \
+    --dir "$DATA_DIR/redis" --pidfile "$(pidfile redis)" --logfile "$logfile" \
+    --save '' --appendonly no >>"$logfile" 2>&1 9>&- || die "redis-server failed to start"
+  local pid=""
+  for _ in $(seq 100); do
+    pid="$(component_pid redis)"
+    [[ -n "$pid" ]] && break
+    sleep 0.05
+  done
+  [[ -n "$pid" ]] || die "redis-server wrote no pidfile"
+  wait_for_port "$REDIS_PORT" 15 "$pid" redis || die "redis is not listening"
+  RESULT="started"
+}
+
+# ------------------------------------------------------------------- kafka --
+
+TOPICS_FILE="$INFRA_SCRIPTS/topics.txt"
+TOPICS_STAMP="$RUN_DIR/kafka-topics.stamp"
+
+ensure_kafka_runtime() {
+  local logfile="$1"
+  # javac is needed once, to compile the topic helper.
+  if ! command -v java >/dev/null 2>&1 || ! command -v javac >/dev/null 2>&1; then
+    apt_install "$logfile" openjdk-17-jdk-headless
+  fi
+  if [[ ! -f "$KAFKA_LIBS/.complete" ]]; then
+    command -v mvn >/dev/null 2>&1 || apt_install "$logfile" maven
+    log "kafka: fetching Kafka $KAFKA_VERSION jars with Maven into $KAFKA_LIBS"
+    # Copy into a scratch dir and rename, so an interrupted download is redone.
+    local tmp="$KAFKA_LIBS.tmp"
+    rm -rf "$tmp"
+    mvn -q -B -Dstyle.color=never -f "$INFRA_SCRIPTS/kafka/pom.xml" \
+      -Dkafka.version="$KAFKA_VERSION" dependency:copy-dependencies \
+      -DoutputDirectory="$tmp" >>"$logfile" 2>&1 || die "mvn dependency:copy-dependencies failed"
+    [[ -f "$tmp/kafka_2.13-$KAFKA_VERSION.jar" ]] || die "mvn did not produce kafka_2.13-$KAFKA_VERSION.jar"
+    touch "$tmp/.complete"
+    rm -rf "$KAFKA_LIBS"
+    mv "$tmp" "$KAFKA_LIBS"
+  fi
+  local src="$INFRA_SCRIPTS/kafka/EnsureTopics.java"
+  if [[ ! -f "$KAFKA_CLASSES/EnsureTopics.class" || "$src" -nt "$KAFKA_CLASSES/EnsureTopics.class" ]]; then
+    mkdir -p "$KAFKA_CLASSES"
+    javac -nowarn -cp "$KAFKA_LIBS/*" -d "$KAFKA_CLASSES" "$src" >>"$logfile" 2>&1 ||
+      die "compiling $src failed"
+  fi
+}
+
+# A Kafka cluster id is 16 random bytes in URL-safe base64 without padding;
+# generating it here saves a JVM launch of 'StorageTool random-uuid'.
+new_cluster_id() {
+  local id="-"
+  while [[ "$id" == -* ]]; do
+    id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  done
+  echo "$id"
+}
+
+ensure_topics() {
+  local logfile="$1"
+  log "kafka: ensuring topics from ${TOPICS_FILE#"$ROOT"/}"
+  local out
+  out="$(kafka_tool_java EnsureTopics "127.0.0.1:$KAFKA_PORT" 60 6 1 "$TOPICS_FILE" 2>>"$logfile")" ||
+    die "topic setup failed (broker not ready or create error)"
+  log "kafka: $out"
+  touch "$TOPICS_STAMP"
+}
+
+up_kafka() {
+  local logfile="$LOG_DIR/kafka.log"
+  if check_running kafka 90; then
+    # Warm path: only re-run topic setup when topics.txt changed since last time.
+    if [[ ! -f "$TOPICS_STAMP" || "$TOPICS_FILE" -nt "$TOPICS_STAMP" ]]; then
+      ensure_kafka_runtime "$logfile"
+      ensure_topics "$logfile"
+    fi
+    return 0
+  fi
+  # The broker would die on this only after a few seconds, with a stack trace.
+  if port_open "$KAFKA_CONTROLLER_PORT"; then
+    die "kafka: controller port $KAFKA_CONTROLLER_PORT is already in use" \
+      "(stop that process or set KAFKA_CONTROLLER_PORT)"
+  fi
+  ensure_kafka_runtime "$logfile"
+
+  local props="$KAFKA_HOME/server.properties" logdirs="$DATA_DIR/kafka"
+  sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
+    -e "s|@KAFKA_CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
+    -e "s|@KAFKA_LOG_DIRS@|$logdirs|g" \
+    "$INFRA_SCRIPTS/kafka/server.properties.template" >"$props"
+
+  if [[ ! -f "$logdirs/meta.properties" ]]; then
+    local idfile="$DATA_DIR/kafka-cluster-id" cid
+    [[ -s "$idfile" ]] || new_cluster_id >"$idfile"
+    cid="$(<"$idfile")"
+    log "kafka: formatting storage $logdirs (cluster id $cid)"
+    mkdir -p "$logdirs"
+    kafka_tool_java kafka.tools.StorageTool format -t "$cid" -c "$props" >>"$logfile" 2>&1 ||
+      die "kafka storage format failed"
+  fi
+
+  # G1 with short pauses, as Kafka's own start script does; 512 MiB is plenty here.
+  start_bg kafka "$logfile" java -Xmx512m -Xms256m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+    -Dlog4j.configuration="file:$INFRA_SCRIPTS/kafka/log4j.properties" \
+    -cp "$KAFKA_LIBS/*" kafka.Kafka "$props"
+  wait_for_port "$KAFKA_PORT" 90 "$BG_PID" kafka || die "kafka is not listening"
+  # Port open is not enough: the broker must also serve metadata. EnsureTopics
+  # retries a topic listing until it works, then creates what is missing.
+  ensure_topics "$logfile"
+  RESULT="started"
+}
+
+# ------------------------------------------------------------- stripe-mock --
+
+up_stripe_mock() {
+  check_running stripe-mock 20 && return 0
+  local logfile="$LOG_DIR/stripe-mock.log" bin="$BIN_DIR/stripe-mock"
+  local stamp="$BIN_DIR/.stripe-mock.version"
+  if [[ ! -x "$bin" || "$(cat "$stamp" 2>/dev/null)" != "$STRIPE_MOCK_VERSION" ]]; then
+    need_cmd go "Go >= 1.22 is needed to build stripe-mock (https://go.dev/doc/install)"
+    log "stripe-mock: go install github.com/stripe/stripe-mock@$STRIPE_MOCK_VERSION"
+    GOBIN="$BIN_DIR" go install "github.com/stripe/stripe-mock@$STRIPE_MOCK_VERSION" \
+      >>"$logfile" 2>&1 || die "go install stripe-mock failed"
+    echo "$STRIPE_MOCK_VERSION" >"$stamp"
+  fi
+  start_bg stripe-mock "$logfile" "$bin" \
+    -http-addr "127.0.0.1:$STRIPE_MOCK_PORT" -https-addr "127.0.0.1:$STRIPE_MOCK_HTTPS_PORT"
+  wait_for_port "$STRIPE_MOCK_PORT" 20 "$BG_PID" stripe-mock ||
+    die "stripe-mock is not listening"
+  RESULT="started"
+}
+
+# -------------------------------------------------------------------- smtp --
+
+SMTP_PY=""
+
+# The project venv normally has aiosmtpd (dev dependency); on a machine without
+# it, a private venv under .infra keeps up.sh self-sufficient.
+find_smtp_python() {
+  local logfile="$1" p
+  if [[ -n "${SMTP_PYTHON:-}" ]]; then
+    SMTP_PY="$SMTP_PYTHON"
+    return 0
+  fi
+  for p in "$ROOT/.venv/bin/python" "$INFRA_DIR/venv/bin/python"; do
+    if [[ -x "$p" ]] && "$p" -c 'import aiosmtpd' 2>/dev/null; then
+      SMTP_PY="$p"
+      return 0
+    fi
+  done
+  need_cmd python3 "needed to run the SMTP server"
+  log "smtp: no aiosmtpd in .venv; creating $INFRA_DIR/venv with aiosmtpd==$AIOSMTPD_VERSION"
+  if ! python3 -m venv "$INFRA_DIR/venv" >>"$logfile" 2>&1; then
+    rm -rf "$INFRA_DIR/venv"
+    apt_install "$logfile" python3-venv
+    python3 -m venv "$INFRA_DIR/venv" >>"$logfile" 2>&1 || die "python3 -m venv failed"
+  fi
+  "$INFRA_DIR/venv/bin/pip" install -q "aiosmtpd==$AIOSMTPD_VERSION" >>"$logfile" 2>&1 ||
+    die "pip install aiosmtpd failed"
+  SMTP_PY="$INFRA_DIR/venv/bin/python"
+}
+
+up_smtp() {
+  check_running smtp 15 && return 0
+  local logfile="$LOG_DIR/smtp.log"
+  find_smtp_python "$logfile"
+  mkdir -p "$DATA_DIR/mail"
+  start_bg smtp "$logfile" "$SMTP_PY" -u "$INFRA_SCRIPTS/smtp_server.py" \
+    --host 127.0.0.1 --port "$SMTP_PORT" --mail-dir "$DATA_DIR/mail"
+  wait_for_port "$SMTP_PORT" 15 "$BG_PID" smtp || die "smtp server is not listening"
+  RESULT="started"
+}
+
+# -------------------------------------------------------------------- main --
+
+main() {
+  local -a comps=("$@")
+  ((${#comps[@]})) || comps=("${ALL_COMPONENTS[@]}")
+  local c
+  for c in "${comps[@]}"; do
+    is_component "$c" || die "unknown component '$c' (known: ${ALL_COMPONENTS[*]})"
+  done
+  ensure_dirs
+  take_lock
+
+  local t_all t0 dt summary=""
+  t_all="$(now_ms)"
+  for c in "${comps[@]}"; do
+    CURRENT="$c"
+    RESULT=""
+    t0="$(now_ms)"
+    "up_${c//-/_}"
+    dt=$(($(now_ms) - t0))
+    log "$c: $RESULT (pid $(component_pid "$c"), port $(component_port "$c")) in $(fmt_ms "$dt")"
+    summary+="$c=${RESULT// /-}($(fmt_ms "$dt")) "
+  done
+  CURRENT=""
+  printf 'infra up: %stotal %s\n' "$summary" "$(fmt_ms $(($(now_ms) - t_all)))"
+}
+
+main "$@"

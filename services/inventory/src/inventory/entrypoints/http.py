@@ -1,0 +1,97 @@
+"""The catalog HTTP API, served on the service's HTTP port beside the probes.
+
+``POST /products`` adds a product, ``POST /products/{id}/stock`` restocks it, ``GET /products``
+and ``GET /products/{id}`` read price and stock (available and reserved).
+"""
+
+# No ``from __future__ import annotations`` here: FastAPI must see the dependency annotations of
+# the routes defined inside ``catalog_router`` as objects, not as strings it cannot resolve.
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from inventory.adapters.repository import InventoryRepository
+from inventory.domain.catalog import NewProduct
+from inventory.domain.errors import ProductAlreadyExists, ProductNotFound
+from inventory.service_layer import catalog
+from sagakit.contracts.types import Currency, ProductId
+
+MAX_PRICE_CENTS = 1_000_000_000
+MAX_STOCK = 1_000_000_000
+
+
+class ProductIn(BaseModel):
+    """A new product. Strict integers: a price of 19.99 or "1999" is refused, never rounded."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    product_id: ProductId
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    price: Annotated[int, Field(ge=0, le=MAX_PRICE_CENTS, strict=True)]
+    currency: Currency
+    stock: Annotated[int, Field(ge=0, le=MAX_STOCK, strict=True)]
+
+
+class RestockIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    quantity: Annotated[int, Field(gt=0, le=MAX_STOCK, strict=True)]
+
+
+class ProductOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    product_id: str
+    name: str
+    price: int
+    currency: str
+    available: int
+    reserved: int
+
+
+def catalog_router(session_factory: async_sessionmaker[AsyncSession]) -> APIRouter:
+    # Plain JSONResponse: the routes have response models, which FastAPI serialises itself
+    # (the app's default ORJSONResponse is deprecated by FastAPI and warns on every request).
+    router = APIRouter(prefix="/products", tags=["catalog"], default_response_class=JSONResponse)
+
+    async def repository() -> AsyncIterator[InventoryRepository]:
+        async with session_factory() as session:
+            yield InventoryRepository(session)
+
+    Repository = Annotated[InventoryRepository, Depends(repository)]
+
+    @router.post("", status_code=status.HTTP_201_CREATED, response_model=ProductOut)
+    async def add_product(body: ProductIn, repo: Repository) -> ProductOut:
+        new = NewProduct(body.product_id, body.name, body.price, body.currency, body.stock)
+        try:
+            product = await catalog.add_product(repo, new)
+        except ProductAlreadyExists as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=exc.message) from None
+        return ProductOut.model_validate(product)
+
+    @router.post("/{product_id}/stock", response_model=ProductOut)
+    async def restock(product_id: str, body: RestockIn, repo: Repository) -> ProductOut:
+        try:
+            product = await catalog.restock(repo, product_id, body.quantity)
+        except ProductNotFound as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=exc.message) from None
+        return ProductOut.model_validate(product)
+
+    @router.get("", response_model=list[ProductOut])
+    async def list_products(repo: Repository) -> list[ProductOut]:
+        return [ProductOut.model_validate(p) for p in await catalog.list_products(repo)]
+
+    @router.get("/{product_id}", response_model=ProductOut)
+    async def get_product(product_id: str, repo: Repository) -> ProductOut:
+        try:
+            product = await catalog.get_product(repo, product_id)
+        except ProductNotFound as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=exc.message) from None
+        return ProductOut.model_validate(product)
+
+    return router

@@ -1,0 +1,57 @@
+"""Reads and writes of the ``notifications`` table."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from notification.adapters.orm import Notification
+from notification.domain.status import NotificationStatus
+
+
+class NotificationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def claim(
+        self, *, order_id: uuid.UUID, saga_id: uuid.UUID | None, email: str, smtp_message_id: str
+    ) -> None:
+        """Insert the order's row as ``sending``, or count one more attempt on an unfinished one.
+
+        A finished row (``sent``, ``rejected``) is left exactly as it is.
+        """
+        stmt = insert(Notification).values(
+            order_id=order_id,
+            saga_id=saga_id,
+            email=email,
+            smtp_message_id=smtp_message_id,
+            status=NotificationStatus.SENDING.value,
+            attempts=1,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[Notification.order_id],
+            set_={"attempts": Notification.attempts + 1},
+            where=Notification.status == NotificationStatus.SENDING.value,
+        )
+        await self._session.execute(stmt)
+
+    async def get_for_update(self, order_id: uuid.UUID) -> Notification | None:
+        """The order's row, locked until this transaction ends (serialises concurrent sends)."""
+        stmt = select(Notification).where(Notification.order_id == order_id).with_for_update()
+        return (await self._session.execute(stmt)).scalar_one_or_none()
+
+    @staticmethod
+    def mark_sent(notification: Notification) -> None:
+        notification.status = NotificationStatus.SENT.value
+        notification.sent_at = func.now()  # the database clock, like created_at
+        notification.reason = None
+        notification.detail = None
+
+    @staticmethod
+    def mark_rejected(notification: Notification, *, reason: str, detail: str) -> None:
+        notification.status = NotificationStatus.REJECTED.value
+        notification.reason = reason
+        notification.detail = detail

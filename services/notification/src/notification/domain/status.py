@@ -1,0 +1,13 @@
+"""Where one order's confirmation stands."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class NotificationStatus(StrEnum):
+    # Claimed: a send is under way, or was under way when the process crashed.
+    SENDING = "sending"
+    # Final states: a re-sent command replies the same outcome again and sends nothing.
+    SENT = "sent"
+    REJECTED = "rejected"

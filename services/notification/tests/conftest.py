@@ -1,0 +1,265 @@
+"""Fixtures of the notification service's tests: its migrated database, helpers to deliver
+commands the way the consumer does, the mail folder of the local SMTP server, and an in-process
+SMTP server for fault injection. (Tests cannot import from a conftest: helpers are fixtures.)"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import Envelope as SmtpEnvelope
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from notification.adapters.mailer import Mailer, SmtpMailer
+from notification.adapters.orm import Notification, OutboxMessage
+from notification.service_layer.handlers import make_handlers
+from sagakit.contracts import REGISTRY, PricedLine, SendOrderConfirmation
+from sagakit.db.engine import create_engine, create_session_factory
+from sagakit.db.migrations import upgrade
+from sagakit.db.unit_of_work import UnitOfWork
+from sagakit.messaging.consumer import Handler
+from sagakit.messaging.envelope import Envelope
+from sagakit.messaging.registry import Message
+from sagakit.settings import Topics
+from sagakit.testing.infra import Infra
+from sagakit.testing.kafka import unique_name
+from sagakit.testing.processes import free_port
+
+SERVICE_DIR = Path(__file__).resolve().parents[1]
+ROOT = SERVICE_DIR.parents[1]
+# Where scripts/infra/smtp_server.py stores what the local SMTP server accepts.
+MAIL_DIR = Path(os.environ.get("SMTP_MAIL_DIR", ROOT / ".infra" / "data" / "mail"))
+LOCAL_SMTP = ("127.0.0.1", 1025)
+SENDER = "orders@saga-shop.local"
+
+
+# --- database ------------------------------------------------------------------------------------
+
+
+@pytest_asyncio.fixture(scope="session")
+async def notification_engine(infra: Infra) -> AsyncIterator[AsyncEngine]:
+    url = infra.database_url("notification")
+    await asyncio.to_thread(upgrade, SERVICE_DIR / "alembic.ini", url)
+    engine = create_engine(url, pool_size=5)
+    yield engine
+    await engine.dispose()
+
+
+@pytest_asyncio.fixture
+async def notification_sessions(
+    notification_engine: AsyncEngine,
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions on the notification database, its tables emptied before the test."""
+    async with notification_engine.begin() as conn:
+        await conn.execute(text("TRUNCATE notifications, inbox, outbox RESTART IDENTITY"))
+    return create_session_factory(notification_engine)
+
+
+# --- the local SMTP server's mail folder ---------------------------------------------------------
+
+
+def delivered(message_id: str) -> list[EmailMessage]:
+    """Every message the local SMTP server stored with this Message-ID (other tests share the
+    folder, so always filter by a Message-ID unique to the test)."""
+    found = []
+    for path in MAIL_DIR.glob("*.eml"):  # ".name.tmp" files are still being written
+        with contextlib.suppress(FileNotFoundError):
+            raw = path.read_bytes()
+            if message_id.encode() not in raw:
+                continue
+            parsed = _parse(raw)
+            if parsed["Message-ID"] == message_id:
+                found.append(parsed)
+    return found
+
+
+def _parse(raw: bytes) -> EmailMessage:
+    parsed = BytesParser(policy=policy.default).parsebytes(raw)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Kit:
+    """Helpers of the notification tests, bound to the test's clean database and topics."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    topics: Topics = field(default_factory=lambda: Topics(unique_name("notif") + "."))
+    sender: str = SENDER
+
+    @property
+    def replies_topic(self) -> str:
+        return self.topics.replies("notification")
+
+    def mailer(
+        self, *, host: str = LOCAL_SMTP[0], port: int = LOCAL_SMTP[1], max_attempts: int = 3
+    ) -> SmtpMailer:
+        """The real mailer with short backoffs; the local SMTP server unless told otherwise."""
+        return SmtpMailer(
+            host=host,
+            port=port,
+            timeout_s=5,
+            max_attempts=max_attempts,
+            backoff_base_s=0.01,
+            backoff_cap_s=0.05,
+        )
+
+    def handlers(self, mailer: Mailer | None = None) -> dict[str, Handler]:
+        return make_handlers(
+            self.topics,
+            mailer=mailer or self.mailer(),
+            session_factory=self.sessions,
+            sender=self.sender,
+        )
+
+    @staticmethod
+    def command(email: str, *, currency: str = "USD") -> Envelope[SendOrderConfirmation]:
+        """A SendOrderConfirmation as the orchestrator sends it: two lines, a fresh order."""
+        order_id = uuid.uuid4()
+        return Envelope(
+            payload=SendOrderConfirmation(
+                order_id=order_id,
+                email=email,
+                lines=[
+                    PricedLine(product_id="sku-mug", quantity=2, unit_price=1999, line_total=3998),
+                    PricedLine(product_id="sku-tee", quantity=1, unit_price=2500, line_total=2500),
+                ],
+                total=6498,
+                currency=currency,
+            ),
+            saga_id=uuid.uuid4(),
+            order_id=order_id,
+            step="send_notification",
+        )
+
+    @staticmethod
+    def resent(envelope: Envelope[SendOrderConfirmation]) -> Envelope[SendOrderConfirmation]:
+        """The same command with a NEW message id (what the orchestrator's re-sends look like)."""
+        return Envelope(
+            payload=envelope.payload,
+            saga_id=envelope.saga_id,
+            order_id=envelope.order_id,
+            step=envelope.step,
+        )
+
+    async def deliver(
+        self,
+        handlers: dict[str, Handler],
+        envelope: Envelope[Any],
+        *,
+        before_commit: Callable[[], None] | None = None,
+    ) -> bool:
+        """What the consumer does with one record: inbox, handler, commit in ONE transaction.
+
+        False for a redelivery (inbox hit). ``before_commit`` may raise to simulate a crash.
+        """
+        async with UnitOfWork(self.sessions) as uow:
+            if not await uow.record_inbox(envelope, topic="test", partition=0, offset=0):
+                return False
+            await handlers[envelope.message_type](envelope, uow)
+            if before_commit is not None:
+                before_commit()
+            await uow.commit()
+        return True
+
+    async def notification(self, order_id: uuid.UUID) -> Notification | None:
+        async with self.sessions() as session:
+            return await session.get(Notification, order_id)
+
+    async def replies(self) -> list[tuple[Message, dict[str, str]]]:
+        """The replies written to the outbox, in order: payload and headers."""
+        async with self.sessions() as session:
+            rows = (
+                await session.scalars(
+                    select(OutboxMessage)
+                    .where(OutboxMessage.topic == self.replies_topic)
+                    .order_by(OutboxMessage.id)
+                )
+            ).all()
+        return [(REGISTRY.decode(r.message_type, r.value), dict(r.headers)) for r in rows]
+
+    @staticmethod
+    def delivered(message_id: str) -> list[EmailMessage]:
+        return delivered(message_id)
+
+
+@pytest.fixture
+def kit(notification_sessions: async_sessionmaker[AsyncSession]) -> Kit:
+    return Kit(notification_sessions)
+
+
+# --- an in-process SMTP server for fault injection ---------------------------------------------
+
+
+@dataclass
+class FaultySmtp:
+    """An aiosmtpd server on a free port. RCPT TO is answered ``rcpt_reply`` while ``failures``
+    lasts; ``stop()`` makes connections refused until ``start()`` (same port)."""
+
+    port: int = field(default_factory=free_port)
+    host: str = "127.0.0.1"
+    failures: int = 0
+    rcpt_reply: str = "451 4.3.0 Try again later (fault injection)"
+    rcpt_attempts: int = 0
+    accepted: list[bytes] = field(default_factory=list)
+    _server: asyncio.Server | None = None
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Any,
+        envelope: SmtpEnvelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        self.rcpt_attempts += 1
+        if self.failures > 0:
+            self.failures -= 1
+            return self.rcpt_reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Any, envelope: SmtpEnvelope) -> str:
+        self.accepted.append(envelope.original_content or b"")
+        return "250 2.0.0 Accepted"
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: SMTP(self, hostname="faulty.local"), host=self.host, port=self.port
+        )
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            server, self._server = self._server, None
+            server.close()
+            await server.wait_closed()
+
+    def messages(self) -> list[EmailMessage]:
+        return [_parse(raw) for raw in self.accepted]
+
+
+@pytest_asyncio.fixture
+async def faulty_smtp() -> AsyncIterator[FaultySmtp]:
+    server = FaultySmtp()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()

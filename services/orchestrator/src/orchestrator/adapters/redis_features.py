@@ -1,0 +1,110 @@
+"""What Redis does for the order API: an ``Idempotency-Key`` cache, a per-customer rate limit and
+live order status over pub/sub. PostgreSQL stays the truth for all of it.
+
+Redis is optional at run time: when it is down every feature degrades (cache miss, requests
+allowed, no live push), one clear log line says so, and sagas keep running. It recovers by
+itself when Redis is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+
+class RedisFeatures:
+    def __init__(
+        self,
+        url: str,
+        *,
+        rate_limit_per_minute: int,
+        idempotency_ttl_s: int,
+        prefix: str = "",
+    ) -> None:
+        self._redis = aioredis.Redis.from_url(
+            url, socket_timeout=0.5, socket_connect_timeout=0.5, retry_on_timeout=False
+        )
+        self._rate_limit = rate_limit_per_minute
+        self._ttl = idempotency_ttl_s
+        self._prefix = f"{prefix}saga-shop:"
+        self._degraded = False
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    async def ready(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except (RedisError, OSError):
+            return False
+
+    # --- Idempotency-Key cache ------------------------------------------------------------------
+
+    async def cached_response(self, customer_id: str, key: str) -> dict[str, Any] | None:
+        raw = await self._call("get", self._idem(customer_id, key))
+        return orjson.loads(raw) if raw else None
+
+    async def cache_response(self, customer_id: str, key: str, body: dict[str, Any]) -> None:
+        await self._call("set", self._idem(customer_id, key), orjson.dumps(body), ex=self._ttl)
+
+    # --- rate limit -----------------------------------------------------------------------------
+
+    async def allow(self, customer_id: str) -> bool:
+        """Fixed one-minute window per customer. Without Redis, every request is allowed."""
+        window = int(time.time() // 60)
+        key = f"{self._prefix}rate:{customer_id}:{window}"
+        count = await self._call("incr", key)
+        if count is None:
+            return True
+        if count == 1:
+            await self._call("expire", key, 120)
+        return int(count) <= self._rate_limit
+
+    # --- live order status ----------------------------------------------------------------------
+
+    async def publish_status(self, order_id: str, body: dict[str, Any]) -> None:
+        await self._call("publish", self._channel(order_id), orjson.dumps(body))
+
+    async def subscribe(self, order_id: str) -> AsyncIterator[dict[str, Any]]:
+        """Status updates of one order as they happen (raises RedisError if Redis is down)."""
+        pubsub = self._redis.pubsub()
+        await pubsub.subscribe(self._channel(order_id))
+        try:
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    yield orjson.loads(message["data"])
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    # --- plumbing -------------------------------------------------------------------------------
+
+    async def _call(self, command: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = await getattr(self._redis, command)(*args, **kwargs)
+        except (RedisError, OSError) as exc:
+            if not self._degraded:
+                self._degraded = True
+                log.warning(
+                    "Redis unavailable (%s): idempotency cache, rate limit and live "
+                    "status are degraded; orders and sagas continue",
+                    exc,
+                )
+            return None
+        if self._degraded:
+            self._degraded = False
+            log.info("Redis is back: idempotency cache, rate limit and live status restored")
+        return result
+
+    def _idem(self, customer_id: str, key: str) -> str:
+        return f"{self._prefix}idem:{customer_id}:{key}"
+
+    def _channel(self, order_id: str) -> str:
+        return f"{self._prefix}order-status:{order_id}"

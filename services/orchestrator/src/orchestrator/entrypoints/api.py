@@ -1,0 +1,384 @@
+"""The public order API and the admin API, served on the orchestrator's HTTP port.
+
+Errors always answer ``{"error": <code>, "message": <for people>}`` with a 4xx status, and bad
+input changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from redis.exceptions import RedisError
+from sqlalchemy.exc import IntegrityError
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from orchestrator.adapters.orm import Order, Saga
+from orchestrator.adapters.redis_features import RedisFeatures
+from orchestrator.adapters.repository import OrderRepository, SagaRepository
+from orchestrator.domain.status import OrderStatus, SagaStatus
+from orchestrator.service_layer.engine import SagaEngine, SagaNotRetriable
+from orchestrator.service_layer.intake import IdempotencyConflict, OrderIntake, Placed, request_hash
+from sagakit.contracts import OrderItem, PlaceOrder
+from sagakit.contracts.orders import Email
+from sagakit.contracts.types import MAX_ITEMS, Currency
+from sagakit.db.unit_of_work import UnitOfWork
+from sagakit.messaging.tracing import new_traceparent
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ApiContext:
+    uow: Callable[[], UnitOfWork]
+    intake: OrderIntake
+    engine: SagaEngine
+    redis: RedisFeatures
+    admin_token: str
+
+
+class OrderRequest(BaseModel):
+    """The body of ``POST /orders``: the ``PlaceOrder`` contract without the order id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: Annotated[str, Field(min_length=1, max_length=64)]
+    email: Email
+    items: Annotated[list[OrderItem], Field(min_length=1, max_length=MAX_ITEMS)]
+    payment_method: Annotated[str, Field(min_length=1, max_length=128)]
+    currency: Currency
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$"),
+]
+
+
+def error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message, **extra}, status_code=status)
+
+
+def context(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.api
+    return ctx
+
+
+Ctx = Annotated[ApiContext, Depends(context)]
+
+router = APIRouter()
+
+
+@router.post("/orders", status_code=202)
+async def place_order(
+    body: OrderRequest, ctx: Ctx, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    if not await ctx.redis.allow(body.customer_id):
+        return error(
+            429,
+            "rate_limited",
+            f"too many orders for customer {body.customer_id}; try again in a minute",
+        )
+    request = PlaceOrder(order_id=uuid.uuid4(), **body.model_dump())
+    if idempotency_key is not None:
+        cached = await ctx.redis.cached_response(body.customer_id, idempotency_key)
+        if cached is not None and cached.get("request_hash") == request_hash(request):
+            return _accepted(cached["body"], replayed=True)
+    try:
+        placed = await _place(ctx, request, idempotency_key)
+    except IdempotencyConflict as exc:
+        return error(422, exc.code, str(exc))
+    response = _placed_body(placed)
+    if idempotency_key is not None:
+        await ctx.redis.cache_response(
+            body.customer_id,
+            idempotency_key,
+            {"request_hash": placed.order.request_hash, "body": response},
+        )
+    return _accepted(response, replayed=not placed.created)
+
+
+async def _place(ctx: ApiContext, request: PlaceOrder, key: str | None) -> Placed:
+    try:
+        async with ctx.uow() as uow:
+            placed = await ctx.intake.place(
+                uow, request, idempotency_key=key, source="api", traceparent=new_traceparent()
+            )
+            await uow.commit()
+            return placed
+    except IntegrityError:
+        if key is None:
+            raise
+    # A concurrent request with the same key won the insert: answer with its order.
+    async with ctx.uow() as uow:
+        winner = await ctx.intake.lookup(uow, request.customer_id, key)
+        if winner is None:
+            raise RuntimeError("unique violation without a winning order")
+        if winner.order.request_hash != request_hash(request):
+            raise IdempotencyConflict(
+                f"Idempotency-Key {key!r} was already used for a different order"
+            )
+        return winner
+
+
+def _placed_body(placed: Placed) -> dict[str, Any]:
+    order_id = str(placed.order.order_id)
+    return {
+        "order_id": order_id,
+        "saga_id": str(placed.saga.saga_id),
+        "status": placed.order.status,
+        "links": {
+            "order": f"/orders/{order_id}",
+            "saga": f"/sagas/{placed.saga.saga_id}",
+            "events": f"/orders/{order_id}/events",
+        },
+    }
+
+
+def _accepted(body: dict[str, Any], *, replayed: bool) -> JSONResponse:
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    return JSONResponse(body, status_code=202, headers=headers)
+
+
+@router.get("/orders/{order_id}")
+async def get_order(order_id: uuid.UUID, ctx: Ctx) -> JSONResponse:
+    async with ctx.uow() as uow:
+        order = await OrderRepository(uow.session).get(order_id)
+        saga = await SagaRepository(uow.session).by_order(order_id) if order else None
+    if order is None:
+        return error(404, "not_found", f"order {order_id} not found")
+    return JSONResponse(_order_view(order, saga))
+
+
+@router.get("/orders/{order_id}/events")
+async def order_events(order_id: uuid.UUID, ctx: Ctx) -> Any:
+    """Live order status as server-sent events, until the order reaches a final status."""
+    async with ctx.uow() as uow:
+        order = await OrderRepository(uow.session).get(order_id)
+    if order is None:
+        return error(404, "not_found", f"order {order_id} not found")
+    return StreamingResponse(
+        _status_stream(ctx, order_id),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def _status_stream(ctx: ApiContext, order_id: uuid.UUID) -> AsyncIterator[bytes]:
+    async def current() -> dict[str, Any]:
+        async with ctx.uow() as uow:
+            order = await OrderRepository(uow.session).get(order_id)
+            saga = await SagaRepository(uow.session).by_order(order_id)
+        assert order is not None
+        return _order_view(order, saga)
+
+    view = await current()
+    yield _sse(view)
+    if view["status"] != OrderStatus.PENDING:
+        return
+    try:
+        async for update in ctx.redis.subscribe(str(order_id)):
+            yield _sse(update)
+            if update.get("status") != OrderStatus.PENDING:
+                return
+    except (RedisError, OSError):
+        # Without Redis the stream still works, by polling the database.
+        log.info("live status for %s falls back to polling (Redis unavailable)", order_id)
+        while view["status"] == OrderStatus.PENDING:
+            await asyncio.sleep(1.0)
+            view = await current()
+        yield _sse(view)
+
+
+def _sse(data: dict[str, Any]) -> bytes:
+    return b"event: status\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+@router.get("/sagas/{saga_id}")
+async def get_saga(saga_id: uuid.UUID, ctx: Ctx) -> JSONResponse:
+    async with ctx.uow() as uow:
+        repo = SagaRepository(uow.session)
+        saga = await repo.get(saga_id)
+        history = await repo.history(saga_id) if saga else []
+    if saga is None:
+        return error(404, "not_found", f"saga {saga_id} not found")
+    return JSONResponse(
+        {
+            **_saga_view(saga),
+            "steps": [
+                {
+                    "position": s.position,
+                    "name": s.name,
+                    "status": s.status,
+                    "command_message_id": str(s.command_message_id)
+                    if s.command_message_id
+                    else None,
+                }
+                for s in saga.steps
+            ],
+            "history": [
+                {
+                    "at": e.at.isoformat(),
+                    "event": e.event,
+                    "step": e.step,
+                    "from_status": e.from_status,
+                    "to_status": e.to_status,
+                    "cause": e.cause,
+                    "detail": e.detail,
+                }
+                for e in history
+            ],
+        }
+    )
+
+
+# --- admin -----------------------------------------------------------------------------------
+
+
+def require_admin(ctx: Ctx, authorization: Annotated[str | None, Header()] = None) -> None:
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(token, ctx.admin_token):
+        raise AdminAuthError
+
+
+class AdminAuthError(Exception):
+    pass
+
+
+admin = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
+
+
+@admin.get("/sagas")
+async def list_sagas(
+    ctx: Ctx,
+    status: SagaStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> JSONResponse:
+    async with ctx.uow() as uow:
+        sagas = await SagaRepository(uow.session).list_by_status(status, limit=limit, offset=offset)
+    return JSONResponse({"sagas": [_saga_view(s) for s in sagas], "limit": limit, "offset": offset})
+
+
+@admin.post("/sagas/{saga_id}/retry", status_code=202)
+async def retry_saga(saga_id: uuid.UUID, ctx: Ctx) -> JSONResponse:
+    try:
+        async with ctx.uow() as uow:
+            saga = await ctx.engine.retry_by_operator(uow, saga_id, who="operator (admin API)")
+            await uow.commit()
+    except LookupError:
+        return error(404, "not_found", f"saga {saga_id} not found")
+    except SagaNotRetriable as exc:
+        return error(409, "not_retriable", str(exc))
+    return JSONResponse(_saga_view(saga), status_code=202)
+
+
+# --- views -----------------------------------------------------------------------------------
+
+
+def _order_view(order: Order, saga: Saga | None) -> dict[str, Any]:
+    return {
+        "order_id": str(order.order_id),
+        "status": order.status,
+        "customer_id": order.customer_id,
+        "items": order.items,
+        "currency": order.currency,
+        "total": order.total,
+        "saga_id": str(saga.saga_id) if saga else None,
+        "saga_status": saga.status if saga else None,
+        "failure_reason": saga.failure_reason if saga else None,
+        "created_at": order.created_at.isoformat() if order.created_at else None,
+        "updated_at": order.updated_at.isoformat() if order.updated_at else None,
+    }
+
+
+def _saga_view(saga: Saga) -> dict[str, Any]:
+    return {
+        "saga_id": str(saga.saga_id),
+        "order_id": str(saga.order_id),
+        "definition": {"name": saga.definition_name, "version": saga.definition_version},
+        "status": saga.status,
+        "current_step": saga.current_step,
+        "awaiting_step": saga.awaiting_step,
+        "deadline_at": saga.deadline_at.isoformat() if saga.deadline_at else None,
+        "compensation_attempts": saga.compensation_attempts,
+        "next_retry_at": saga.next_retry_at.isoformat() if saga.next_retry_at else None,
+        "failure_reason": saga.failure_reason,
+        "created_at": saga.created_at.isoformat() if saga.created_at else None,
+        "updated_at": saga.updated_at.isoformat() if saga.updated_at else None,
+    }
+
+
+# --- wiring ----------------------------------------------------------------------------------
+
+
+class BodySizeLimit:
+    """Refuse bodies over the limit with 413 before they are read into memory."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers", [])).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await self._too_large(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Any:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _BodyTooLarge:
+            await self._too_large(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error(413, "body_too_large", f"request body over {self.max_bytes} bytes")
+        await response(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def install(app: FastAPI, ctx: ApiContext, *, max_body_bytes: int) -> None:
+    app.state.api = ctx
+    app.include_router(router)
+    app.include_router(admin)
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
+            for e in exc.errors()
+        ]
+        return error(422, "invalid_request", "; ".join(problems), details=problems)
+
+    @app.exception_handler(AdminAuthError)
+    async def unauthorised(_request: Request, _exc: AdminAuthError) -> JSONResponse:
+        response = error(
+            401, "unauthorised", "admin endpoints need 'Authorization: Bearer <ADMIN_TOKEN>'"
+        )
+        response.headers["WWW-Authenticate"] = "Bearer"
+        return response

@@ -1,0 +1,163 @@
+"""The public order API: bad input answers 4xx with a clear message and starts nothing;
+Idempotency-Key replays; look-ups; admin authentication."""
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import pytest_asyncio
+from sqlalchemy import func, select
+
+from orchestrator.adapters.orm import Order, Saga
+from orchestrator.bootstrap import bootstrap
+from orchestrator.settings import Settings
+from sagakit.db.models import OutboxMessage
+from sagakit.testing.kafka import unique_name
+
+pytestmark = pytest.mark.integration
+
+VALID = {
+    "customer_id": "cust-api",
+    "email": "buyer@example.com",
+    "items": [{"product_id": "widget", "quantity": 2}],
+    "payment_method": "pm_card_visa",
+    "currency": "USD",
+}
+
+
+@pytest_asyncio.fixture
+async def api(infra, orchestrator_sessions) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
+    settings = Settings(
+        database_url=infra.database_url("orchestrator"),
+        redis_url=infra.redis_url,
+        kafka_topic_prefix=unique_name("api") + ".",  # a fresh Redis namespace too
+        order_max_body_bytes=4096,
+        rate_limit_per_minute=5,
+    )
+    service = bootstrap(settings)
+    transport = httpx.ASGITransport(app=service.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+    for close in service.closers:
+        await close()
+    await service.engine.dispose()
+
+
+async def count(sessions, model) -> int:  # type: ignore[no-untyped-def]
+    async with sessions() as session:
+        return int((await session.execute(select(func.count()).select_from(model))).scalar_one())
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"customer_id": None}, "customer_id"),
+        ({"email": None}, "email"),
+        ({"items": None}, "items"),
+        ({"items": []}, "items"),
+        ({"items": [{"product_id": "widget", "quantity": 0}]}, "quantity"),
+        ({"items": [{"product_id": "widget", "quantity": -3}]}, "quantity"),
+        ({"items": [{"product_id": "widget", "quantity": 1.5}]}, "quantity"),
+        ({"items": [{"product_id": "widget", "quantity": "2"}]}, "quantity"),
+        ({"currency": "XYZ"}, "unknown currency"),
+        ({"currency": "usd"}, "unknown currency"),
+        ({"email": "not-an-email"}, "email"),
+        ({"unit_price": 1}, "unit_price"),  # prices never come from the client
+    ],
+)
+async def test_bad_input_is_refused_with_a_clear_message_and_starts_nothing(
+    api, orchestrator_sessions, change, needle
+) -> None:
+    body = {k: v for k, v in {**VALID, **change}.items() if v is not None}
+    response = await api.post("/orders", json=body)
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["error"] == "invalid_request"
+    assert needle in problem["message"]
+    assert await count(orchestrator_sessions, Order) == 0
+    assert await count(orchestrator_sessions, OutboxMessage) == 0
+
+
+async def test_malformed_json_and_oversized_bodies_are_refused(api, orchestrator_sessions) -> None:
+    response = await api.post(
+        "/orders", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    big = {**VALID, "customer_id": "x" * 10_000}  # the limit here is 4096 bytes
+    response = await api.post("/orders", json=big)
+    assert response.status_code == 413
+    assert response.json()["error"] == "body_too_large"
+    assert await count(orchestrator_sessions, Order) == 0
+
+
+async def test_an_order_is_accepted_and_its_first_command_is_in_the_outbox(
+    api, orchestrator_sessions
+) -> None:
+    response = await api.post("/orders", json=VALID)
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "PENDING"
+    order = (await api.get(f"/orders/{body['order_id']}")).json()
+    assert (order["status"], order["saga_id"]) == ("PENDING", body["saga_id"])
+    saga = (await api.get(f"/sagas/{body['saga_id']}")).json()
+    assert saga["definition"] == {"name": "order", "version": 1}
+    assert [s["status"] for s in saga["steps"]] == ["RUNNING", "PENDING", "PENDING"]
+    assert saga["history"][0]["event"] == "saga_started"
+    assert await count(orchestrator_sessions, OutboxMessage) == 1
+
+
+async def test_the_same_idempotency_key_places_one_order(api, orchestrator_sessions) -> None:
+    headers = {"Idempotency-Key": "key-123"}
+    first = await api.post("/orders", json=VALID, headers=headers)
+    again = await api.post("/orders", json=VALID, headers=headers)
+    assert first.status_code == again.status_code == 202
+    assert first.json()["order_id"] == again.json()["order_id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert await count(orchestrator_sessions, Order) == 1
+    assert await count(orchestrator_sessions, Saga) == 1
+
+    other = {**VALID, "items": [{"product_id": "gadget", "quantity": 1}]}
+    conflict = await api.post("/orders", json=other, headers=headers)
+    assert conflict.status_code == 422
+    assert conflict.json()["error"] == "idempotency_conflict"
+    assert await count(orchestrator_sessions, Order) == 1
+
+
+async def test_concurrent_requests_with_one_key_place_one_order(api, orchestrator_sessions) -> None:
+    import asyncio
+
+    headers = {"Idempotency-Key": "race"}
+    responses = await asyncio.gather(
+        *(api.post("/orders", json=VALID, headers=headers) for _ in range(5))
+    )
+    assert {r.status_code for r in responses} == {202}
+    assert len({r.json()["order_id"] for r in responses}) == 1
+    assert await count(orchestrator_sessions, Order) == 1
+
+
+async def test_the_rate_limit_answers_429(api) -> None:
+    statuses = [(await api.post("/orders", json=VALID)).status_code for _ in range(6)]
+    assert statuses == [202] * 5 + [429]
+
+
+async def test_unknown_ids_answer_404(api) -> None:
+    import uuid
+
+    for path in (f"/orders/{uuid.uuid4()}", f"/sagas/{uuid.uuid4()}"):
+        response = await api.get(path)
+        assert response.status_code == 404
+        assert response.json()["error"] == "not_found"
+    assert (await api.get("/orders/not-a-uuid")).status_code == 422
+
+
+async def test_admin_endpoints_need_the_bearer_token(api) -> None:
+    assert (await api.get("/admin/sagas")).status_code == 401
+    wrong = {"Authorization": "Bearer nope"}
+    assert (await api.get("/admin/sagas", headers=wrong)).status_code == 401
+    token = {"Authorization": "Bearer local-admin-token"}
+    placed = (await api.post("/orders", json=VALID)).json()
+    listed = (await api.get("/admin/sagas?status=RUNNING", headers=token)).json()
+    assert [s["saga_id"] for s in listed["sagas"]] == [placed["saga_id"]]
+    retry = await api.post(f"/admin/sagas/{placed['saga_id']}/retry", headers=token)
+    assert retry.status_code == 409  # only COMPENSATION_FAILED sagas can be retried
+    assert "COMPENSATION_FAILED" in retry.json()["message"]
