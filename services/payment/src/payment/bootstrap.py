@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from payment.service_layer.handlers import HANDLERS, REGISTRY
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from payment.adapters.local_gateway import LocalGateway
+from payment.adapters.stripe_gateway import StripeGateway
+from payment.domain.gateway import PaymentGateway
+from payment.service_layer.handlers import REGISTRY, make_handlers
 from payment.settings import Settings
 from sagakit.runtime import Service, build_service
 
@@ -14,5 +19,23 @@ def bootstrap(settings: Settings | None = None) -> Service:
         registry=REGISTRY,
         topics=[settings.topics.commands("payment")],
     )
-    service.consumer.handle(HANDLERS)
+    gateway = build_gateway(settings, service.session_factory)
+    if isinstance(gateway, StripeGateway):
+        service.closers.append(gateway.close)  # its HTTP connection pool
+    service.consumer.handle(
+        make_handlers(reply_topic=settings.topics.replies("payment"), gateway=gateway)
+    )
     return service
+
+
+def build_gateway(
+    settings: Settings, session_factory: async_sessionmaker[AsyncSession]
+) -> PaymentGateway:
+    if settings.payment_gateway == "stripe":
+        return StripeGateway(
+            api_key=settings.stripe_api_key,
+            api_base=settings.stripe_api_base,
+            timeout_s=settings.payment_gateway_timeout_s,
+        )
+    # The local gateway commits its records through its own sessions, never the handler's.
+    return LocalGateway(session_factory)

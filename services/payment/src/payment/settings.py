@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -16,3 +16,18 @@ class Settings(ServiceSettings):
         validation_alias="PAYMENT_DATABASE_URL",
     )
     http_port: int = Field(default=8002, validation_alias="PAYMENT_HTTP_PORT")
+
+    # "local": outcomes follow Stripe's test payment methods, recorded in this database;
+    # "stripe": Stripe's API (stripe-mock locally).
+    payment_gateway: Literal["local", "stripe"] = Field(
+        default="local", validation_alias="PAYMENT_GATEWAY"
+    )
+    stripe_api_key: str = Field(default="sk_test_123", validation_alias="STRIPE_API_KEY")
+    stripe_api_base: str = Field(
+        default="http://127.0.0.1:12111", validation_alias="STRIPE_API_BASE"
+    )
+    # A gateway call slower than this is a timeout (retried with the same idempotency key,
+    # never reported as a decline).
+    payment_gateway_timeout_s: float = Field(
+        default=10.0, gt=0, validation_alias="PAYMENT_GATEWAY_TIMEOUT_S"
+    )

@@ -1,7 +1,9 @@
 """The message envelope: metadata in Kafka headers, the JSON payload as the value.
 
 Headers (all UTF-8 strings): message-id, message-type, saga-id, order-id, step, causation-id,
-timestamp (ISO 8601, UTC), schema-version and the W3C traceparent. The record key is the saga id
+timestamp (ISO 8601, UTC), schema-version and the W3C traceparent; commands from the orchestrator
+also carry ``deadline``, the time the saga stops waiting for the answer (a participant whose
+effect cannot be undone, such as an email, declines to act after it). The record key is the saga id
 (the order id before a saga exists), so every message of one saga stays in order on every topic.
 """
 
@@ -33,6 +35,7 @@ class H:
     TIMESTAMP = "timestamp"
     SCHEMA_VERSION = "schema-version"
     TRACEPARENT = "traceparent"
+    DEADLINE = "deadline"
 
 
 REQUIRED_HEADERS = (H.MESSAGE_ID, H.MESSAGE_TYPE, H.TIMESTAMP, H.SCHEMA_VERSION)
@@ -52,6 +55,7 @@ class Envelope(Generic[P]):
     causation_id: uuid.UUID | None = None
     timestamp: datetime = field(default_factory=utcnow)
     traceparent: str = field(default_factory=new_traceparent)
+    deadline: datetime | None = None
 
     @property
     def message_type(self) -> str:
@@ -91,6 +95,7 @@ class Envelope(Generic[P]):
             (H.TIMESTAMP, self.timestamp.isoformat()),
             (H.SCHEMA_VERSION, str(self.schema_version)),
             (H.TRACEPARENT, self.traceparent),
+            (H.DEADLINE, self.deadline.isoformat() if self.deadline else None),
         ]
         return [(name, value.encode()) for name, value in pairs if value is not None]
 
@@ -117,6 +122,7 @@ class Envelope(Generic[P]):
                 causation_id=_uuid_or_none(meta.get(H.CAUSATION_ID)),
                 timestamp=datetime.fromisoformat(meta[H.TIMESTAMP]),
                 traceparent=meta.get(H.TRACEPARENT) or new_traceparent(),
+                deadline=datetime.fromisoformat(meta[H.DEADLINE]) if meta.get(H.DEADLINE) else None,
             )
         except ValueError as exc:
             raise UndecodableMessage(f"malformed header: {exc}") from None

@@ -233,7 +233,9 @@ class SagaEngine:
         self, uow: UnitOfWork, saga: Saga, definition: WorkflowDefinition, position: int
     ) -> None:
         step = definition.step(position)
-        envelope = self._command(saga, step.command(saga.context), step.name)
+        envelope = self._command(
+            saga, step.command(saga.context), step.name, timeout_s=step.timeout_s
+        )
         uow.emit(self.topics.name(step.topic), envelope)
         state = saga.steps[position]
         state.status = StepStatus.RUNNING
@@ -279,7 +281,10 @@ class SagaEngine:
         step = definition.step(position)
         assert step.compensation is not None
         envelope = self._command(
-            saga, step.compensation.command(saga.context), step.compensation_step
+            saga,
+            step.compensation.command(saga.context),
+            step.compensation_step,
+            timeout_s=step.compensation.timeout_s,
         )
         uow.emit(self.topics.name(step.compensation.topic), envelope)
         state = saga.steps[position]
@@ -335,7 +340,10 @@ class SagaEngine:
         """Park the compensation that could not be applied in its topic's DLQ, for operators."""
         assert step.compensation is not None
         envelope = self._command(
-            saga, step.compensation.command(saga.context), step.compensation_step
+            saga,
+            step.compensation.command(saga.context),
+            step.compensation_step,
+            timeout_s=step.compensation.timeout_s,
         )
         topic = self.topics.name(step.compensation.topic)
         uow.emit(
@@ -393,13 +401,16 @@ class SagaEngine:
             )
         return None
 
-    def _command(self, saga: Saga, payload: Message, step: str | None) -> Envelope[Message]:
+    def _command(
+        self, saga: Saga, payload: Message, step: str | None, *, timeout_s: float | None = None
+    ) -> Envelope[Message]:
         return Envelope(
             payload=payload,
             saga_id=saga.saga_id,
             order_id=saga.order_id,
             step=step,
             traceparent=child_traceparent(saga.traceparent),
+            deadline=self.clock() + timedelta(seconds=timeout_s) if timeout_s else None,
         )
 
     def _await(self, saga: Saga, step: str, message_id: uuid.UUID, timeout_s: float) -> None:

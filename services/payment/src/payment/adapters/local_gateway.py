@@ -1,0 +1,255 @@
+"""A local payment gateway for tests and demos, with the outcomes of Stripe's test payment methods.
+
+It stands in for an external processor, so it keeps its own records (``gateway_charges``,
+``gateway_refunds``) and commits them in its own transactions, never in the caller's unit of
+work: a charge made before the caller's transaction rolled back stays made, exactly like a real
+Stripe charge, and a repeated call with the same idempotency key answers from the record.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from payment.adapters.orm import GatewayCharge, GatewayRefund
+from payment.domain.gateway import (
+    ChargeDeclined,
+    ChargeResult,
+    ChargeSucceeded,
+    IdempotencyKeyReused,
+    RefundRefused,
+    RefundResult,
+    RefundSucceeded,
+)
+from sagakit.db.unit_of_work import is_retriable_db_error
+from sagakit.errors import GatewayUnavailable
+
+
+@dataclass(frozen=True, slots=True)
+class _Decline:
+    code: str
+    message: str
+
+
+# https://docs.stripe.com/testing#declined-payments
+SUCCEEDING_METHODS = frozenset(
+    {"pm_card_visa", "pm_card_mastercard", "pm_card_amex", "pm_card_refundFail"}
+)
+DECLINING_METHODS = {
+    "pm_card_chargeDeclined": _Decline("generic_decline", "Your card was declined."),
+    "pm_card_chargeDeclinedInsufficientFunds": _Decline(
+        "insufficient_funds", "Your card has insufficient funds."
+    ),
+    "pm_card_chargeDeclinedExpiredCard": _Decline("expired_card", "Your card has expired."),
+}
+# The charge succeeds, but every refund of it fails (the compensation-failure path).
+REFUND_FAILING_METHODS = frozenset({"pm_card_refundFail"})
+
+
+def charge_decline(payment_method: str, amount: int) -> _Decline | None:
+    """The decline a charge meets, or None when it succeeds."""
+    if amount <= 0:
+        return _Decline("amount_too_small", "The amount must be at least one minor unit.")
+    if payment_method in SUCCEEDING_METHODS:
+        return None
+    return DECLINING_METHODS.get(
+        payment_method,
+        _Decline("invalid_payment_method", f"No such payment method: {payment_method!r}."),
+    )
+
+
+class LocalGateway:
+    """``PaymentGateway`` backed by its own tables.
+
+    ``fail_next`` makes the next n calls (charges or refunds) raise ``GatewayUnavailable`` as a
+    timeout would; with ``fail_after_record`` the call is recorded first, as when the gateway
+    acted but its answer was lost on the way back.
+    """
+
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        *,
+        fail_next: int = 0,
+        fail_after_record: bool = False,
+    ) -> None:
+        self._session_factory = session_factory
+        self.fail_next = fail_next
+        self.fail_after_record = fail_after_record
+
+    async def charge(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        payment_method: str,
+        idempotency_key: str,
+        metadata: dict[str, str],
+    ) -> ChargeResult:
+        failing = self._take_failure()
+        if failing and not self.fail_after_record:
+            raise GatewayUnavailable("local gateway: charge timed out (simulated)")
+        try:
+            row = await self._record_charge(
+                amount=amount,
+                currency=currency,
+                payment_method=payment_method,
+                idempotency_key=idempotency_key,
+                metadata=metadata,
+            )
+        except Exception as exc:
+            _raise_unavailable_if_transient(exc)
+            raise
+        if failing:
+            raise GatewayUnavailable("local gateway: charge made, answer lost (simulated)")
+        if row.status == "succeeded":
+            return ChargeSucceeded(payment_id=row.payment_id)
+        return ChargeDeclined(
+            decline_code=row.decline_code or "generic_decline",
+            message=row.message or "",
+            payment_id=row.payment_id,
+        )
+
+    async def refund(self, *, payment_id: str, amount: int, idempotency_key: str) -> RefundResult:
+        failing = self._take_failure()
+        if failing and not self.fail_after_record:
+            raise GatewayUnavailable("local gateway: refund timed out (simulated)")
+        try:
+            result = await self._record_refund(
+                payment_id=payment_id, amount=amount, idempotency_key=idempotency_key
+            )
+        except Exception as exc:
+            _raise_unavailable_if_transient(exc)
+            raise
+        if failing:
+            raise GatewayUnavailable("local gateway: refund made, answer lost (simulated)")
+        return result
+
+    # --- the gateway's own records ---------------------------------------------------------------
+
+    async def _record_charge(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        payment_method: str,
+        idempotency_key: str,
+        metadata: dict[str, str],
+    ) -> GatewayCharge:
+        decline = charge_decline(payment_method, amount)
+        async with self._session_factory() as session, session.begin():
+            # A concurrent call with the same key waits on the primary key, then reads its row.
+            await session.execute(
+                insert(GatewayCharge)
+                .values(
+                    idempotency_key=idempotency_key,
+                    payment_id=f"pi_local_{uuid.uuid4().hex[:24]}",
+                    amount=amount,
+                    currency=currency.upper(),
+                    payment_method=payment_method,
+                    status="declined" if decline else "succeeded",
+                    decline_code=decline.code if decline else None,
+                    message=decline.message if decline else None,
+                    metadata_=metadata,
+                )
+                .on_conflict_do_nothing(index_elements=[GatewayCharge.idempotency_key])
+            )
+            row = await session.get_one(GatewayCharge, idempotency_key)
+        if (row.amount, row.currency, row.payment_method) != (
+            amount,
+            currency.upper(),
+            payment_method,
+        ):
+            raise IdempotencyKeyReused(
+                f"idempotency key {idempotency_key!r} was first used for a different charge"
+            )
+        return row
+
+    async def _record_refund(
+        self, *, payment_id: str, amount: int, idempotency_key: str
+    ) -> RefundResult:
+        async with self._session_factory() as session, session.begin():
+            stored = await session.get(GatewayRefund, idempotency_key)
+            if stored is None:
+                # The charge's row lock serialises refunds of one charge.
+                charge = (
+                    await session.execute(
+                        select(GatewayCharge)
+                        .where(GatewayCharge.payment_id == payment_id)
+                        .with_for_update()
+                    )
+                ).scalar_one_or_none()
+                result = await _decide_refund(session, charge, payment_id, amount)
+                if isinstance(result, _AlreadyRefunded):
+                    # Stripe answers charge_already_refunded, which the Stripe adapter reads
+                    # as the earlier refund: the same answer here, nothing new recorded.
+                    return RefundSucceeded(refund_id=result.refund_id)
+                stored = GatewayRefund(
+                    idempotency_key=idempotency_key,
+                    payment_id=payment_id,
+                    amount=amount,
+                    status="succeeded" if isinstance(result, RefundSucceeded) else "refused",
+                    refund_id=result.refund_id if isinstance(result, RefundSucceeded) else None,
+                    reason=result.reason if isinstance(result, RefundRefused) else None,
+                    message=result.message if isinstance(result, RefundRefused) else None,
+                )
+                session.add(stored)
+        if (stored.payment_id, stored.amount) != (payment_id, amount):
+            raise IdempotencyKeyReused(
+                f"idempotency key {idempotency_key!r} was first used for a different refund"
+            )
+        if stored.status == "succeeded" and stored.refund_id is not None:
+            return RefundSucceeded(refund_id=stored.refund_id)
+        return RefundRefused(reason=stored.reason or "refund_failed", message=stored.message or "")
+
+    def _take_failure(self) -> bool:
+        if self.fail_next <= 0:
+            return False
+        self.fail_next -= 1
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class _AlreadyRefunded:
+    refund_id: str
+
+
+async def _decide_refund(
+    session: AsyncSession, charge: GatewayCharge | None, payment_id: str, amount: int
+) -> RefundResult | _AlreadyRefunded:
+    if charge is None:
+        return RefundRefused("resource_missing", f"No such payment: {payment_id!r}.")
+    if charge.status != "succeeded":
+        return RefundRefused(
+            "payment_intent_unexpected_state", "Only a successful charge can be refunded."
+        )
+    if charge.payment_method in REFUND_FAILING_METHODS:
+        return RefundRefused(
+            "refund_failed", f"The refund failed ({charge.payment_method} refuses refunds)."
+        )
+    succeeded = (
+        await session.execute(
+            select(GatewayRefund.refund_id, GatewayRefund.amount)
+            .where(GatewayRefund.payment_id == payment_id, GatewayRefund.status == "succeeded")
+            .order_by(GatewayRefund.created_at.desc())
+        )
+    ).all()
+    refunded = sum(row.amount for row in succeeded)
+    if succeeded and refunded >= charge.amount:
+        return _AlreadyRefunded(refund_id=str(succeeded[0].refund_id))
+    if amount <= 0 or refunded + amount > charge.amount:
+        return RefundRefused(
+            "amount_too_large",
+            f"Refund of {amount} exceeds the {charge.amount - refunded} left on the charge.",
+        )
+    return RefundSucceeded(refund_id=f"re_local_{uuid.uuid4().hex[:24]}")
+
+
+def _raise_unavailable_if_transient(exc: Exception) -> None:
+    # To its callers, the gateway's own database being down is the gateway being unreachable.
+    if is_retriable_db_error(exc):
+        raise GatewayUnavailable(f"local gateway: {type(exc).__name__}: {exc}") from exc
