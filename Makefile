@@ -61,12 +61,30 @@ run-payment: ## Run the payment service in the foreground (:8002)
 run-notification: ## Run the notification service in the foreground (:8003)
 	@$(UV) run --frozen python -m notification
 
+.PHONY: seed
+seed: install ## Load the sample catalog into the inventory database (idempotent)
+	@$(UV) run --frozen python -m inventory.entrypoints.seed
+
 .PHONY: demo
-demo: infra-up migrate ## From a fresh clone: install, infrastructure, migrations, all four services in the background
+demo: infra-up migrate seed ## From a fresh clone: everything up, four services in the background, a saga of every kind
 	@scripts/services.sh start
 	@echo
-	@echo "System running. Order API: http://127.0.0.1:8000   logs: .infra/logs/services/"
+	@$(MAKE) --no-print-directory test-saga || true
+	@echo
+	@echo "System running. Order API: http://127.0.0.1:8000  (logs: .infra/logs/services/)"
+	@echo "  try:  curl -s -XPOST localhost:8000/orders -H 'content-type: application/json' \\"
+	@echo "          -d '{\"customer_id\":\"c1\",\"email\":\"me@example.com\",\"items\":[{\"product_id\":\"widget\",\"quantity\":1}],\"payment_method\":\"pm_card_visa\",\"currency\":\"USD\"}'"
 	@echo "Stop everything with: make down"
+
+.PHONY: test-saga
+test-saga: install ## Against running services: one live order of every kind, and a table of what happened
+	@$(UV) run --frozen saga-test
+
+BENCH_ORDERS ?= 2000
+BENCH_CONCURRENCY ?= 32
+.PHONY: bench
+bench: install ## Against running services: N orders (BENCH_ORDERS=2000), sagas/s and latency p50/p95/p99 + PNG
+	@$(UV) run --frozen saga-bench --orders $(BENCH_ORDERS) --concurrency $(BENCH_CONCURRENCY)
 
 .PHONY: services-status
 services-status: ## Show the background services started by `make demo`

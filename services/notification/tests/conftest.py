@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -31,7 +33,7 @@ from sagakit.db.engine import create_engine, create_session_factory
 from sagakit.db.migrations import upgrade
 from sagakit.db.unit_of_work import UnitOfWork
 from sagakit.messaging.consumer import Handler
-from sagakit.messaging.envelope import Envelope
+from sagakit.messaging.envelope import Envelope, utcnow
 from sagakit.messaging.registry import Message
 from sagakit.settings import Topics
 from sagakit.testing.infra import Infra
@@ -44,6 +46,8 @@ ROOT = SERVICE_DIR.parents[1]
 MAIL_DIR = Path(os.environ.get("SMTP_MAIL_DIR", ROOT / ".infra" / "data" / "mail"))
 LOCAL_SMTP = ("127.0.0.1", 1025)
 SENDER = "orders@saga-shop.local"
+# The mailer's SMTP timeout in these tests, and so the handlers' send margin before a deadline.
+SMTP_TIMEOUT_S = 5.0
 
 
 # --- database ------------------------------------------------------------------------------------
@@ -108,28 +112,45 @@ class Kit:
         return self.topics.replies("notification")
 
     def mailer(
-        self, *, host: str = LOCAL_SMTP[0], port: int = LOCAL_SMTP[1], max_attempts: int = 3
+        self,
+        *,
+        host: str = LOCAL_SMTP[0],
+        port: int = LOCAL_SMTP[1],
+        max_attempts: int = 3,
+        timeout_s: float = SMTP_TIMEOUT_S,
+        clock: Callable[[], datetime] = utcnow,
     ) -> SmtpMailer:
         """The real mailer with short backoffs; the local SMTP server unless told otherwise."""
         return SmtpMailer(
             host=host,
             port=port,
-            timeout_s=5,
+            timeout_s=timeout_s,
             max_attempts=max_attempts,
             backoff_base_s=0.01,
             backoff_cap_s=0.05,
+            clock=clock,
         )
 
-    def handlers(self, mailer: Mailer | None = None) -> dict[str, Handler]:
+    def handlers(
+        self,
+        mailer: Mailer | None = None,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        send_margin_s: float = SMTP_TIMEOUT_S,
+    ) -> dict[str, Handler]:
         return make_handlers(
             self.topics,
-            mailer=mailer or self.mailer(),
+            mailer=mailer or self.mailer(clock=clock),
             session_factory=self.sessions,
             sender=self.sender,
+            send_margin_s=send_margin_s,
+            clock=clock,
         )
 
     @staticmethod
-    def command(email: str, *, currency: str = "USD") -> Envelope[SendOrderConfirmation]:
+    def command(
+        email: str, *, currency: str = "USD", deadline: datetime | None = None
+    ) -> Envelope[SendOrderConfirmation]:
         """A SendOrderConfirmation as the orchestrator sends it: two lines, a fresh order."""
         order_id = uuid.uuid4()
         return Envelope(
@@ -146,17 +167,16 @@ class Kit:
             saga_id=uuid.uuid4(),
             order_id=order_id,
             step="send_notification",
+            deadline=deadline,
         )
 
     @staticmethod
-    def resent(envelope: Envelope[SendOrderConfirmation]) -> Envelope[SendOrderConfirmation]:
-        """The same command with a NEW message id (what the orchestrator's re-sends look like)."""
-        return Envelope(
-            payload=envelope.payload,
-            saga_id=envelope.saga_id,
-            order_id=envelope.order_id,
-            step=envelope.step,
-        )
+    def resent(
+        envelope: Envelope[SendOrderConfirmation], **changes: Any
+    ) -> Envelope[SendOrderConfirmation]:
+        """The same command with a NEW message id (what the orchestrator's re-sends look like);
+        ``changes`` replace other fields, e.g. ``deadline``."""
+        return dataclasses.replace(envelope, message_id=uuid.uuid4(), timestamp=utcnow(), **changes)
 
     async def deliver(
         self,
@@ -202,6 +222,24 @@ class Kit:
 @pytest.fixture
 def kit(notification_sessions: async_sessionmaker[AsyncSession]) -> Kit:
     return Kit(notification_sessions)
+
+
+@dataclass
+class ManualClock:
+    """A clock that moves only when told: pass it as ``clock`` to handlers and mailer."""
+
+    now: datetime = field(default_factory=utcnow)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def manual_clock() -> ManualClock:
+    return ManualClock()
 
 
 # --- an in-process SMTP server for fault injection ---------------------------------------------

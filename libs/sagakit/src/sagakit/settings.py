@@ -71,7 +71,9 @@ class ServiceSettings(BaseSettings):
 
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
 
-    db_pool_size: int = Field(default=10, validation_alias="DB_POOL_SIZE")
+    # Enough for every partition in flight plus the side sessions (claims, gateway records),
+    # so connections are reused rather than opened per message.
+    db_pool_size: int = Field(default=16, validation_alias="DB_POOL_SIZE")
 
     # Retriable errors (database or broker down) are retried with capped exponential backoff.
     retry_backoff_base_s: float = Field(default=0.1, validation_alias="RETRY_BACKOFF_BASE_S")

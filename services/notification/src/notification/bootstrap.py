@@ -27,6 +27,7 @@ def bootstrap(settings: Settings | None = None) -> Service:
             mailer=mailer,
             session_factory=service.session_factory,
             sender=settings.smtp_from,
+            send_margin_s=settings.smtp_timeout_s,
         )
     )
     return service

@@ -21,7 +21,9 @@ class Settings(ServiceSettings):
     smtp_host: str = Field(default="127.0.0.1", validation_alias="SMTP_HOST")
     smtp_port: int = Field(default=1025, validation_alias="SMTP_PORT")
     smtp_from: str = Field(default="orders@saga-shop.local", validation_alias="SMTP_FROM")
-    # Per SMTP operation (connect, each command, the message data), in seconds.
+    # Per SMTP operation (connect, each command, the message data), in seconds. Also the margin
+    # before a command's deadline after which no send starts (domain/deadline.py): keep it well
+    # below the orchestrator's notification step timeout.
     smtp_timeout_s: float = Field(default=10.0, validation_alias="SMTP_TIMEOUT_S")
     # Transient failures (4xx, connection refused or reset, timeouts) are retried this many times
     # in a row, then the record goes back to the consumer's own backoff.

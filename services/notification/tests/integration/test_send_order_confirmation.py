@@ -3,6 +3,7 @@ outages and crashes; permanent rejections are failure replies."""
 
 import asyncio
 import uuid
+from datetime import datetime
 from email.message import EmailMessage
 
 import pytest
@@ -36,7 +37,7 @@ class Crash(Exception):
 class CrashingMailer:
     """A mailer that dies before anything reaches the server."""
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: EmailMessage, *, not_after: datetime | None = None) -> None:
         raise Crash("killed before sending")
 
 

@@ -1,5 +1,6 @@
 """The SMTP mailer's error classification and its retries (a fake transport: no I/O)."""
 
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
@@ -7,7 +8,7 @@ import aiosmtplib
 import pytest
 
 from notification.adapters.mailer import SmtpMailer, classify
-from notification.domain.errors import SmtpRejected
+from notification.domain.errors import DeadlinePassed, SmtpRejected
 from sagakit.errors import GatewayUnavailable
 
 pytestmark = pytest.mark.unit
@@ -91,7 +92,10 @@ class FakeTransport:
             raise self.errors.pop(0)
 
 
-def mailer(transport: FakeTransport, max_attempts: int = 3) -> SmtpMailer:
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def mailer(transport: FakeTransport, max_attempts: int = 3, clock: Any = lambda: NOW) -> SmtpMailer:
     return SmtpMailer(
         host="smtp.test",
         port=2525,
@@ -100,6 +104,7 @@ def mailer(transport: FakeTransport, max_attempts: int = 3) -> SmtpMailer:
         backoff_base_s=0.001,
         backoff_cap_s=0.002,
         send=transport,
+        clock=clock,
     )
 
 
@@ -136,4 +141,31 @@ async def test_an_unexpected_error_propagates_untouched_and_is_not_retried() -> 
     transport = FakeTransport(RuntimeError("a bug"))
     with pytest.raises(RuntimeError, match="a bug"):
         await mailer(transport).send(EmailMessage())
+    assert len(transport.calls) == 1
+
+
+async def test_no_attempt_starts_at_or_after_not_after() -> None:
+    transport = FakeTransport()
+    with pytest.raises(DeadlinePassed) as caught:
+        await mailer(transport).send(EmailMessage(), not_after=NOW)
+    assert transport.calls == []
+    assert caught.value.reason == "EXPIRED"
+
+
+async def test_a_retry_that_would_start_after_not_after_is_not_made() -> None:
+    transport = FakeTransport(refused(451, "try later"), refused(451, "try later"))
+
+    def clock() -> datetime:  # time passes once the server has been asked
+        return NOW + timedelta(seconds=len(transport.calls))
+
+    with pytest.raises(DeadlinePassed):
+        await mailer(transport, max_attempts=5, clock=clock).send(
+            EmailMessage(), not_after=NOW + timedelta(seconds=1)
+        )
+    assert len(transport.calls) == 1
+
+
+async def test_before_not_after_it_sends_as_usual() -> None:
+    transport = FakeTransport()
+    await mailer(transport).send(EmailMessage(), not_after=NOW + timedelta(microseconds=1))
     assert len(transport.calls) == 1

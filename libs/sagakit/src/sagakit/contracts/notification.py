@@ -30,6 +30,8 @@ class OrderConfirmationSent(SuccessReply):
 
 @REGISTRY.register
 class NotificationFailed(FailureReply):
-    """Permanent SMTP rejection (``reason`` ``SMTP_REJECTED``) after transient retries."""
+    """The email was not sent: ``SMTP_REJECTED`` (permanent SMTP refusal, after transient
+    retries), ``INVALID_RECIPIENT`` (an address that cannot be written safely), or ``EXPIRED``
+    (the command's deadline passed first, so an email would arrive after the saga gave up)."""
 
     message_type = "NotificationFailed"

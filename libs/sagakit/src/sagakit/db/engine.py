@@ -14,8 +14,9 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_pre_ping=True,  # a restarted PostgreSQL leaves dead connections in the pool
+        max_overflow=pool_size // 2,
+        # No pre-ping (a round trip per checkout): a connection found dead raises a disconnect
+        # error, SQLAlchemy then drops the whole pool, and the consumer retries the record.
         pool_recycle=1800,
     )
 

@@ -165,20 +165,34 @@ class Consumer:
             return
         async with self._batch_lock:
             done: dict[TopicPartition, int] = {}
+            assigned = self._kafka.assignment()
             try:
-                for tp, records in batch.items():
-                    if tp in self._revoking or tp not in self._kafka.assignment():
-                        continue  # taken away since the fetch; its new owner reads it
-                    for record in records:
-                        try:
-                            await self._process(tp, record)
-                        except _Abandoned:
-                            break
-                        done[tp] = record.offset + 1
-                    if self._stopping.is_set():
-                        break
+                # Partitions are independent (order only matters within one), so they are
+                # processed concurrently, each strictly in order.
+                await asyncio.gather(
+                    *(
+                        self._process_partition(tp, records, done)
+                        for tp, records in batch.items()
+                        if tp in assigned and tp not in self._revoking
+                    )
+                )
             finally:
                 await self._commit(done)
+
+    async def _process_partition(
+        self,
+        tp: TopicPartition,
+        records: list[ConsumerRecord[Any, Any]],
+        done: dict[TopicPartition, int],
+    ) -> None:
+        for record in records:
+            if self._stopping.is_set():
+                return
+            try:
+                await self._process(tp, record)
+            except _Abandoned:
+                return
+            done[tp] = record.offset + 1
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         if not offsets or self._kafka is None:

@@ -4,7 +4,9 @@ Outcomes of ``send``:
 - returns: the server accepted the message (250 after DATA);
 - raises ``DeliveryRejected`` (``SmtpRejected``): a permanent 5xx reply, e.g. 550 on RCPT TO;
 - raises ``GatewayUnavailable``: still failing transiently (4xx, connection refused or reset,
-  timeout) after ``max_attempts`` tries; the consumer retries the record with its own backoff.
+  timeout) after ``max_attempts`` tries; the consumer retries the record with its own backoff;
+- raises ``DeadlinePassed``: ``not_after`` came before an attempt could start (checked before
+  each one, so a retry after a backoff never starts late); the server was not asked again.
 """
 
 from __future__ import annotations
@@ -12,14 +14,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from email.message import EmailMessage
 from typing import Any, Protocol
 
 import aiosmtplib
 
-from notification.domain.errors import DeliveryRejected, SmtpRejected
+from notification.domain.errors import DeadlinePassed, DeliveryRejected, SmtpRejected
 from sagakit.backoff import backoff_delay
 from sagakit.errors import GatewayUnavailable
+from sagakit.messaging.envelope import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +31,7 @@ SendFunction = Callable[..., Awaitable[Any]]
 
 
 class Mailer(Protocol):
-    async def send(self, message: EmailMessage) -> None: ...
+    async def send(self, message: EmailMessage, *, not_after: datetime | None = None) -> None: ...
 
 
 class SmtpMailer:
@@ -42,6 +46,7 @@ class SmtpMailer:
         backoff_cap_s: float = 2.0,
         local_hostname: str = "saga-shop.local",
         send: SendFunction = aiosmtplib.send,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._host = host
         self._port = port
@@ -52,12 +57,21 @@ class SmtpMailer:
         # Given, so EHLO does not wait on a reverse DNS look-up of this host (socket.getfqdn).
         self._local_hostname = local_hostname
         self._send = send
+        self._clock = clock
 
-    async def send(self, message: EmailMessage) -> None:
-        """Send ``message`` to its To address, from its From address (see the module doc)."""
+    async def send(self, message: EmailMessage, *, not_after: datetime | None = None) -> None:
+        """Send ``message`` to its To address, from its From address (see the module doc).
+
+        No attempt starts at or after ``not_after`` (None: no limit).
+        """
         attempt = 0
         while True:
             attempt += 1
+            if not_after is not None and self._clock() >= not_after:
+                raise DeadlinePassed(
+                    f"smtp attempt {attempt} not started: no send may start after "
+                    f"{not_after.isoformat()}"
+                )
             try:
                 await self._send(
                     message,

@@ -19,7 +19,7 @@ class Notification(Base):
 
     __tablename__ = "notifications"
     __table_args__ = (
-        CheckConstraint("status IN ('sending', 'sent', 'rejected')", name="status"),
+        CheckConstraint("status IN ('sending', 'sent', 'rejected', 'expired')", name="status"),
         CheckConstraint("attempts >= 0", name="attempts_not_negative"),
     )
 

@@ -9,6 +9,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.adapters.orm import Notification
+from notification.domain.errors import DeadlinePassed
 from notification.domain.status import NotificationStatus
 
 
@@ -21,7 +22,7 @@ class NotificationRepository:
     ) -> None:
         """Insert the order's row as ``sending``, or count one more attempt on an unfinished one.
 
-        A finished row (``sent``, ``rejected``) is left exactly as it is.
+        A finished row (``sent``, ``rejected``, ``expired``) is left exactly as it is.
         """
         stmt = insert(Notification).values(
             order_id=order_id,
@@ -38,6 +39,31 @@ class NotificationRepository:
         )
         await self._session.execute(stmt)
 
+    async def add_expired(
+        self,
+        *,
+        order_id: uuid.UUID,
+        saga_id: uuid.UUID | None,
+        email: str,
+        smtp_message_id: str,
+        detail: str,
+    ) -> None:
+        """Insert the order's row as ``expired`` (no send was ever started) unless it exists.
+
+        In the caller's transaction, unlike ``claim``: nothing is sent, so the outcome commits
+        with the reply. An existing row is left for the caller to lock and judge.
+        """
+        stmt = insert(Notification).values(
+            order_id=order_id,
+            saga_id=saga_id,
+            email=email,
+            smtp_message_id=smtp_message_id,
+            status=NotificationStatus.EXPIRED.value,
+            reason=DeadlinePassed.reason,
+            detail=detail,
+        )
+        await self._session.execute(stmt.on_conflict_do_nothing(index_elements=["order_id"]))
+
     async def get_for_update(self, order_id: uuid.UUID) -> Notification | None:
         """The order's row, locked until this transaction ends (serialises concurrent sends)."""
         stmt = select(Notification).where(Notification.order_id == order_id).with_for_update()
@@ -49,6 +75,12 @@ class NotificationRepository:
         notification.sent_at = func.now()  # the database clock, like created_at
         notification.reason = None
         notification.detail = None
+
+    @staticmethod
+    def mark_expired(notification: Notification, *, detail: str) -> None:
+        notification.status = NotificationStatus.EXPIRED.value
+        notification.reason = DeadlinePassed.reason
+        notification.detail = detail
 
     @staticmethod
     def mark_rejected(notification: Notification, *, reason: str, detail: str) -> None:

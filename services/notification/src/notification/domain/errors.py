@@ -1,4 +1,5 @@
-"""Permanent delivery failures: business outcomes the handler turns into ``NotificationFailed``.
+"""Business outcomes the handler turns into ``NotificationFailed``: permanent delivery failures,
+and a confirmation that is too late to send.
 
 Transient failures are not here: they are ``sagakit.errors.GatewayUnavailable`` (retried).
 """
@@ -38,3 +39,11 @@ class InvalidRecipient(DeliveryRejected):
 
     code = "invalid_recipient"
     reason = "INVALID_RECIPIENT"
+
+
+class DeadlinePassed(BusinessError):
+    """The saga's deadline for this command has passed, or is too close for a send to finish
+    before it: the saga has stopped waiting and may have cancelled the order, so we never send."""
+
+    code = "deadline_passed"
+    reason: str = "EXPIRED"

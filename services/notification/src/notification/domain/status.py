@@ -11,3 +11,5 @@ class NotificationStatus(StrEnum):
     # Final states: a re-sent command replies the same outcome again and sends nothing.
     SENT = "sent"
     REJECTED = "rejected"
+    # Not sent because the saga's deadline had passed (or was too close): never sent afterwards.
+    EXPIRED = "expired"

@@ -10,9 +10,22 @@ At most one confirmation per order, even under redelivery and re-sent commands:
    waits here, then finds the outcome) and act on its status: ``sent`` or ``rejected`` replies
    the recorded outcome again and sends nothing; ``sending`` sends.
 3. The new status commits with the reply and the inbox row, atomically.
+
+Never after the saga's deadline (``envelope.deadline``; see ``domain/deadline.py``): once the
+saga stops waiting it compensates and cancels the order, and a late "order confirmed" email cannot
+be taken back. The send window is checked on arrival (then nothing is claimed: the row is written
+``expired`` with the reply), again once the row is locked, and by the mailer before every SMTP
+attempt (an outage retried by the consumer past the deadline ends there). Too late: the row turns
+``expired`` and the reply is ``NotificationFailed(reason="EXPIRED")``, unless it is already
+``sent`` or ``rejected`` (that outcome is replied again). ``expired`` is final like those: a
+re-sent command replies EXPIRED again, deadline or not, and sends nothing. A command without a
+deadline is never too late.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,7 +33,8 @@ from notification.adapters.mailer import Mailer
 from notification.adapters.orm import Notification
 from notification.adapters.repository import NotificationRepository
 from notification.domain.confirmation import build_confirmation, message_id_for
-from notification.domain.errors import DeliveryRejected, SmtpRejected
+from notification.domain.deadline import SendWindow
+from notification.domain.errors import DeadlinePassed, DeliveryRejected, SmtpRejected
 from notification.domain.status import NotificationStatus
 from sagakit.contracts import (
     REGISTRY,
@@ -42,33 +56,49 @@ def make_handlers(
     mailer: Mailer,
     session_factory: async_sessionmaker[AsyncSession],
     sender: str,
+    send_margin_s: float,
+    clock: Callable[[], datetime] = utcnow,
 ) -> dict[str, Handler]:
-    """The handlers by message type. ``session_factory`` opens the claim's own transaction."""
+    """The handlers by message type. ``session_factory`` opens the claim's own transaction;
+    ``send_margin_s`` is how long before a command's deadline no send may start any more (the
+    SMTP timeout: how long one send may take)."""
     replies = topics.replies("notification")
+    send_margin = timedelta(seconds=send_margin_s)
 
     async def send_order_confirmation(
         envelope: Envelope[SendOrderConfirmation], uow: UnitOfWork
     ) -> None:
         command = envelope.payload
-        async with session_factory() as claim_session:
-            await NotificationRepository(claim_session).claim(
+        window = SendWindow.for_deadline(envelope.deadline, send_margin)
+        repository = NotificationRepository(uow.session)
+        if window.closed(clock()):
+            # Too late already: claim nothing, so no delivery of this order sends from now on.
+            await repository.add_expired(
                 order_id=command.order_id,
                 saga_id=envelope.saga_id,
                 email=command.email,
                 smtp_message_id=message_id_for(command.order_id),
+                detail=window.detail,
             )
-            await claim_session.commit()
+        else:
+            async with session_factory() as claim_session:
+                await NotificationRepository(claim_session).claim(
+                    order_id=command.order_id,
+                    saga_id=envelope.saga_id,
+                    email=command.email,
+                    smtp_message_id=message_id_for(command.order_id),
+                )
+                await claim_session.commit()
 
-        repository = NotificationRepository(uow.session)
         notification = await repository.get_for_update(command.order_id)
         if notification is None:  # deleted between the claim and here: try the record again
             raise RuntimeError(f"notification of order {command.order_id} vanished after claim")
 
-        if notification.status == NotificationStatus.SENT:
-            uow.emit(replies, envelope.reply(_sent(notification)))
-            return
-        if notification.status == NotificationStatus.REJECTED:
-            uow.emit(replies, envelope.reply(_failed(notification)))
+        # Checked again: waiting for the lock (another delivery mid-send) takes time too.
+        if notification.status == NotificationStatus.SENDING and window.closed(clock()):
+            NotificationRepository.mark_expired(notification, detail=window.detail)
+        if notification.status != NotificationStatus.SENDING:
+            uow.emit(replies, envelope.reply(_recorded_outcome(notification)))
             return
 
         # ``sending``: first try, or an earlier try crashed (or hit an outage) mid-send. SMTP has
@@ -87,7 +117,13 @@ def make_handlers(
                 currency=command.currency,
                 date=utcnow(),
             )
-            await mailer.send(message)  # GatewayUnavailable propagates: nothing is recorded
+            # GatewayUnavailable propagates: nothing is recorded, the consumer retries the record
+            # (and the next delivery finds the window closed if the outage outlasts it).
+            await mailer.send(message, not_after=window.last_start)
+        except DeadlinePassed:  # the window closed while the mailer retried a transient failure
+            NotificationRepository.mark_expired(notification, detail=window.detail)
+            uow.emit(replies, envelope.reply(_failed(notification)))
+            return
         except DeliveryRejected as rejected:
             NotificationRepository.mark_rejected(
                 notification, reason=rejected.reason, detail=rejected.detail
@@ -98,6 +134,13 @@ def make_handlers(
         uow.emit(replies, envelope.reply(_sent(notification)))
 
     return {SendOrderConfirmation.message_type: send_order_confirmation}
+
+
+def _recorded_outcome(notification: Notification) -> OrderConfirmationSent | NotificationFailed:
+    """The reply for a finished row: ``sent``, or a failure (``rejected``, ``expired``)."""
+    if notification.status == NotificationStatus.SENT:
+        return _sent(notification)
+    return _failed(notification)
 
 
 def _sent(notification: Notification) -> OrderConfirmationSent:

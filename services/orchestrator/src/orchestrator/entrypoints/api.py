@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orchestrator.adapters.orm import Order, Saga
@@ -32,7 +32,7 @@ from orchestrator.service_layer.intake import IdempotencyConflict, OrderIntake, 
 from sagakit.contracts import OrderItem, PlaceOrder
 from sagakit.contracts.orders import Email
 from sagakit.contracts.types import MAX_ITEMS, Currency
-from sagakit.db.unit_of_work import UnitOfWork
+from sagakit.db.unit_of_work import UnitOfWork, is_retriable_db_error
 from sagakit.messaging.tracing import new_traceparent
 
 log = logging.getLogger(__name__)
@@ -374,6 +374,13 @@ def install(app: FastAPI, ctx: ApiContext, *, max_body_bytes: int) -> None:
             for e in exc.errors()
         ]
         return error(422, "invalid_request", "; ".join(problems), details=problems)
+
+    @app.exception_handler(DBAPIError)
+    async def database_down(_request: Request, exc: DBAPIError) -> JSONResponse:
+        if not is_retriable_db_error(exc):
+            raise exc
+        log.warning("database unavailable for an API request: %s", exc.__class__.__name__)
+        return error(503, "unavailable", "the order database is unavailable; try again shortly")
 
     @app.exception_handler(AdminAuthError)
     async def unauthorised(_request: Request, _exc: AdminAuthError) -> JSONResponse:

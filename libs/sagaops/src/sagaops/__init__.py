@@ -1,0 +1,1 @@
+"""Operating the saga system from outside, over its public interfaces only."""
