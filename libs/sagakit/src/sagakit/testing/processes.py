@@ -56,6 +56,10 @@ class ServiceProcess:
 
         await eventually(ready, timeout=timeout, interval=0.2, what=f"{self.name} ready")
 
+    async def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM and wait, for tests that take a service away on purpose."""
+        await self.terminate(timeout)
+
     async def terminate(self, timeout: float = 10.0) -> int:
         """SIGTERM, then wait; returns the exit code (SIGKILL and fail past the timeout)."""
         assert self.process is not None
