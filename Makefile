@@ -95,6 +95,19 @@ down: ## Stop the background services and the infrastructure
 	@scripts/services.sh stop
 	@scripts/infra/down.sh
 
+AUDIT_GRACE ?= 60
+AUDIT_ARGS ?=
+.PHONY: audit
+audit: install ## Check the invariants across every service's database, the mailbox and the DLQ (exit 1 on a violation)
+	@$(UV) run --frozen saga-audit --grace $(AUDIT_GRACE) $(AUDIT_ARGS)
+
+CHAOS_DURATION ?= 300
+CHAOS_RATE ?= 5
+CHAOS_SEED ?= 1
+.PHONY: chaos
+chaos: infra-up ## Faults for CHAOS_DURATION s (kills, broker/db restarts, Redis outage, poison), then the audit
+	@$(UV) run --frozen saga-chaos --duration $(CHAOS_DURATION) --rate $(CHAOS_RATE) --seed $(CHAOS_SEED)
+
 # --- quality -------------------------------------------------------------------------------------
 
 .PHONY: lint

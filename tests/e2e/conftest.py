@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import pytest
 import pytest_asyncio
 
 from sagakit.db.engine import asyncpg_dsn
@@ -17,6 +18,13 @@ from sagakit.testing.kafka import create_topics, unique_name
 from sagakit.testing.processes import ServiceProcess
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Chaos tests restart the broker and the database: run them after everything else."""
+    items.sort(key=lambda item: item.get_closest_marker("chaos") is not None)
+
+
 SERVICES = ("orchestrator", "inventory", "payment", "notification")
 TOPICS = [
     "orders",

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from notification.adapters.mailer import Mailer, SmtpMailer
 from notification.adapters.orm import Notification, OutboxMessage
 from notification.service_layer.handlers import make_handlers
-from sagakit.contracts import REGISTRY, PricedLine, SendOrderConfirmation
+from sagakit.contracts import REGISTRY, PricedLine, SendOrderConfirmation, VoidOrderConfirmation
 from sagakit.db.engine import create_engine, create_session_factory
 from sagakit.db.migrations import upgrade
 from sagakit.db.unit_of_work import UnitOfWork
@@ -171,9 +171,18 @@ class Kit:
         )
 
     @staticmethod
-    def resent(
-        envelope: Envelope[SendOrderConfirmation], **changes: Any
-    ) -> Envelope[SendOrderConfirmation]:
+    def void(command: Envelope[SendOrderConfirmation]) -> Envelope[VoidOrderConfirmation]:
+        """The compensation the orchestrator sends when ``command``'s step timed out: same saga
+        (so the same record key), the compensation's step header, no deadline."""
+        return Envelope(
+            payload=VoidOrderConfirmation(order_id=command.payload.order_id),
+            saga_id=command.saga_id,
+            order_id=command.order_id,
+            step="send_notification:compensate",
+        )
+
+    @staticmethod
+    def resent(envelope: Envelope[Any], **changes: Any) -> Envelope[Any]:
         """The same command with a NEW message id (what the orchestrator's re-sends look like);
         ``changes`` replace other fields, e.g. ``deadline``."""
         return dataclasses.replace(envelope, message_id=uuid.uuid4(), timestamp=utcnow(), **changes)

@@ -185,3 +185,67 @@ async def test_a_decline_then_refused_release_is_retried_not_failed(harness) -> 
     harness.clock.advance(10)
     assert await harness.scheduler.tick() == 1
     assert (await harness.command_types(saga_id)).count("ReleaseInventory") == 2
+
+
+async def drive_to_notification(harness):  # type: ignore[no-untyped-def]
+    placed = await harness.place()
+    saga_id, order_id = placed.saga.saga_id, placed.order.order_id
+    await harness.reply(
+        saga_id, InventoryReserved(order_id=order_id, lines=LINES, total=3998, currency="USD")
+    )
+    await harness.reply(
+        saga_id, PaymentProcessed(order_id=order_id, payment_id="pi", amount=3998, currency="USD")
+    )
+    harness.clock.advance(11)  # the confirmation's reply is late
+    assert await harness.scheduler.tick() == 1
+    void = await harness.last_command(saga_id)
+    assert (void.message_type, void.step) == (
+        "VoidOrderConfirmation",
+        "send_notification:compensate",
+    )
+    return saga_id, order_id, void
+
+
+async def test_an_email_sent_before_the_timeout_confirms_the_order_after_all(harness) -> None:
+    """The chaos run found it: the email went out in time, its reply came late. The void
+    fence learns that it was sent, and the saga completes instead of refunding."""
+    from sagakit.contracts import OrderConfirmationAlreadySent
+
+    saga_id, order_id, void = await drive_to_notification(harness)
+    await harness.reply(
+        saga_id, OrderConfirmationAlreadySent(order_id=order_id, smtp_message_id="<m>"), to=void
+    )
+    saga = await harness.saga(saga_id)
+    assert saga.status == SagaStatus.COMPLETED
+    assert [s.status for s in saga.steps] == [StepStatus.SUCCEEDED] * 3
+    assert (await harness.order(order_id)).status == OrderStatus.CONFIRMED
+    assert "RefundPayment" not in await harness.command_types(saga_id)
+    events = [e.event for e in await harness.history(saga_id)]
+    assert "compensation_abandoned" in events
+
+
+async def test_an_email_never_sent_is_voided_and_the_order_compensated(harness) -> None:
+    from sagakit.contracts import OrderConfirmationVoided
+
+    saga_id, order_id, void = await drive_to_notification(harness)
+    await harness.reply(saga_id, OrderConfirmationVoided(order_id=order_id), to=void)
+    assert (await harness.last_command(saga_id)).message_type == "RefundPayment"
+    await harness.reply(saga_id, PaymentRefunded(order_id=order_id, refund_id="re", amount=3998))
+    await harness.reply(saga_id, InventoryReleased(order_id=order_id, released_lines=1))
+    assert (await harness.saga(saga_id)).status == SagaStatus.COMPENSATED
+    assert (await harness.order(order_id)).status == OrderStatus.CANCELLED
+
+
+async def test_a_failed_notification_is_not_voided_it_compensates_directly(harness) -> None:
+    from sagakit.contracts import NotificationFailed
+
+    placed = await harness.place()
+    saga_id, order_id = placed.saga.saga_id, placed.order.order_id
+    await harness.reply(
+        saga_id, InventoryReserved(order_id=order_id, lines=LINES, total=3998, currency="USD")
+    )
+    await harness.reply(
+        saga_id, PaymentProcessed(order_id=order_id, payment_id="pi", amount=3998, currency="USD")
+    )
+    await harness.reply(saga_id, NotificationFailed(order_id=order_id, reason="SMTP_REJECTED"))
+    assert "VoidOrderConfirmation" not in await harness.command_types(saga_id)

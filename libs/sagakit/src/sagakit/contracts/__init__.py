@@ -4,7 +4,7 @@ Commands are imperative (``ReserveInventory``); replies and events are past tens
 (``InventoryReserved``). Money is always integer minor units with an ISO 4217 currency code.
 """
 
-from sagakit.contracts.base import REGISTRY, FailureReply, Reply, SuccessReply
+from sagakit.contracts.base import REGISTRY, FailureReply, Reply, StepWasDone, SuccessReply
 from sagakit.contracts.inventory import (
     InventoryReleased,
     InventoryReservationFailed,
@@ -15,8 +15,11 @@ from sagakit.contracts.inventory import (
 )
 from sagakit.contracts.notification import (
     NotificationFailed,
+    OrderConfirmationAlreadySent,
     OrderConfirmationSent,
+    OrderConfirmationVoided,
     SendOrderConfirmation,
+    VoidOrderConfirmation,
 )
 from sagakit.contracts.orders import (
     OrderCancelled,
@@ -43,7 +46,9 @@ __all__ = [
     "InventoryReserved",
     "NotificationFailed",
     "OrderCancelled",
+    "OrderConfirmationAlreadySent",
     "OrderConfirmationSent",
+    "OrderConfirmationVoided",
     "OrderConfirmed",
     "OrderItem",
     "OrderNeedsAttention",
@@ -60,5 +65,7 @@ __all__ = [
     "RequestedItem",
     "ReserveInventory",
     "SendOrderConfirmation",
+    "StepWasDone",
     "SuccessReply",
+    "VoidOrderConfirmation",
 ]

@@ -27,3 +27,9 @@ class FailureReply(Reply):
     succeeded: ClassVar[bool] = False
     reason: str
     detail: str = ""
+
+
+class StepWasDone(SuccessReply):
+    """Answer to a compensation of a step that timed out: the step had in fact been done and
+    cannot be undone (an email that went out). The saga then goes forward as if the step's own
+    success reply had arrived in time, instead of compensating."""

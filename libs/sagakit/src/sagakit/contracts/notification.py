@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sagakit.contracts.base import REGISTRY, FailureReply, SuccessReply
+from sagakit.contracts.base import REGISTRY, FailureReply, StepWasDone, SuccessReply
 from sagakit.contracts.orders import Email
 from sagakit.contracts.types import Cents, PricedLine
 from sagakit.messaging.registry import Message
@@ -35,3 +35,27 @@ class NotificationFailed(FailureReply):
     (the command's deadline passed first, so an email would arrive after the saga gave up)."""
 
     message_type = "NotificationFailed"
+
+
+@REGISTRY.register
+class VoidOrderConfirmation(Message):
+    """Compensation of a notification step that timed out: if the email was not sent, never
+    send it; if it was, say so (an email cannot be unsent)."""
+
+    message_type = "VoidOrderConfirmation"
+    order_id: uuid.UUID
+
+
+@REGISTRY.register
+class OrderConfirmationVoided(SuccessReply):
+    """Nothing was sent, and nothing will be: the saga may compensate the earlier steps."""
+
+    message_type = "OrderConfirmationVoided"
+
+
+@REGISTRY.register
+class OrderConfirmationAlreadySent(StepWasDone):
+    """The email had gone out before the void: the saga completes instead of compensating."""
+
+    message_type = "OrderConfirmationAlreadySent"
+    smtp_message_id: str

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 
 import orjson
 
@@ -21,6 +22,32 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(data).decode()
 
 
+class RepeatFilter(logging.Filter):
+    """Lets each distinct message through once per ``window_s``; the next one that passes says
+    how many were held back. A broker outage makes aiokafka log the same line thousands of
+    times; the on-call engineer needs it once, with a count."""
+
+    def __init__(self, prefixes: tuple[str, ...], window_s: float = 30.0) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+        self.window_s = window_s
+        self._seen: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self.prefixes):
+            return True
+        key = (record.name, str(record.msg))
+        now = time.monotonic()
+        last, held = self._seen.get(key, (0.0, 0))
+        if now - last < self.window_s:
+            self._seen[key] = (last, held + 1)
+            return False
+        self._seen[key] = (now, 0)
+        if held:
+            record.msg = f"{record.msg} (and {held} more like it in the last {self.window_s:g}s)"
+        return True
+
+
 def configure_logging(service: str, *, level: str = "INFO", fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
@@ -32,6 +59,7 @@ def configure_logging(service: str, *, level: str = "INFO", fmt: str = "text") -
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # aiokafka logs every reconnect attempt at ERROR while the broker is down; ours say it once.
+    # aiokafka logs every reconnect attempt at ERROR while the broker is down: say it once.
+    handler.addFilter(RepeatFilter(("aiokafka",)))
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)

@@ -19,13 +19,16 @@ class Notification(Base):
 
     __tablename__ = "notifications"
     __table_args__ = (
-        CheckConstraint("status IN ('sending', 'sent', 'rejected', 'expired')", name="status"),
+        CheckConstraint(
+            "status IN ('sending', 'sent', 'rejected', 'expired', 'voided')", name="status"
+        ),
         CheckConstraint("attempts >= 0", name="attempts_not_negative"),
     )
 
     order_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     saga_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
-    email: Mapped[str] = mapped_column(String(254))
+    # NULL only for an order voided before any SendOrderConfirmation reached us.
+    email: Mapped[str | None] = mapped_column(String(254))
     smtp_message_id: Mapped[str] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(16))
     # Deliveries of the command that started a send (more than 1: a crash or an outage).

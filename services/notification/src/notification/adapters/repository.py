@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notification.adapters.orm import Notification
-from notification.domain.errors import DeadlinePassed
+from notification.domain.errors import ConfirmationVoided, DeadlinePassed
 from notification.domain.status import NotificationStatus
 
 
@@ -22,7 +22,7 @@ class NotificationRepository:
     ) -> None:
         """Insert the order's row as ``sending``, or count one more attempt on an unfinished one.
 
-        A finished row (``sent``, ``rejected``, ``expired``) is left exactly as it is.
+        A finished row (``sent``, ``rejected``, ``expired``, ``voided``) is left exactly as it is.
         """
         stmt = insert(Notification).values(
             order_id=order_id,
@@ -64,6 +64,31 @@ class NotificationRepository:
         )
         await self._session.execute(stmt.on_conflict_do_nothing(index_elements=["order_id"]))
 
+    async def add_voided(
+        self,
+        *,
+        order_id: uuid.UUID,
+        saga_id: uuid.UUID | None,
+        smtp_message_id: str,
+        detail: str,
+    ) -> None:
+        """Insert the order's row as ``voided`` (no send was ever asked for) unless it exists.
+
+        In the caller's transaction, like ``add_expired``: nothing is sent, so the outcome commits
+        with the reply. No email is known yet (the void carries none). An existing row is left
+        for the caller to lock and judge.
+        """
+        stmt = insert(Notification).values(
+            order_id=order_id,
+            saga_id=saga_id,
+            email=None,
+            smtp_message_id=smtp_message_id,
+            status=NotificationStatus.VOIDED.value,
+            reason=ConfirmationVoided.reason,
+            detail=detail,
+        )
+        await self._session.execute(stmt.on_conflict_do_nothing(index_elements=["order_id"]))
+
     async def get_for_update(self, order_id: uuid.UUID) -> Notification | None:
         """The order's row, locked until this transaction ends (serialises concurrent sends)."""
         stmt = select(Notification).where(Notification.order_id == order_id).with_for_update()
@@ -86,4 +111,10 @@ class NotificationRepository:
     def mark_rejected(notification: Notification, *, reason: str, detail: str) -> None:
         notification.status = NotificationStatus.REJECTED.value
         notification.reason = reason
+        notification.detail = detail
+
+    @staticmethod
+    def mark_voided(notification: Notification, *, detail: str) -> None:
+        notification.status = NotificationStatus.VOIDED.value
+        notification.reason = ConfirmationVoided.reason
         notification.detail = detail

@@ -1,5 +1,5 @@
 """Business outcomes the handler turns into ``NotificationFailed``: permanent delivery failures,
-and a confirmation that is too late to send.
+a confirmation that is too late to send, and one the saga has voided.
 
 Transient failures are not here: they are ``sagakit.errors.GatewayUnavailable`` (retried).
 """
@@ -47,3 +47,11 @@ class DeadlinePassed(BusinessError):
 
     code = "deadline_passed"
     reason: str = "EXPIRED"
+
+
+class ConfirmationVoided(BusinessError):
+    """The saga timed out on this step and voided it (``VoidOrderConfirmation``) before anything
+    was sent: it has compensated, or is compensating, the order, so we never send."""
+
+    code = "confirmation_voided"
+    reason: str = "VOIDED"

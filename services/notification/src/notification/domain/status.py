@@ -13,3 +13,6 @@ class NotificationStatus(StrEnum):
     REJECTED = "rejected"
     # Not sent because the saga's deadline had passed (or was too close): never sent afterwards.
     EXPIRED = "expired"
+    # The saga gave up on this step (it timed out) and voided it before anything was sent: never
+    # sent afterwards, whatever command comes later.
+    VOIDED = "voided"

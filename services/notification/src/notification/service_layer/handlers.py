@@ -7,8 +7,9 @@ At most one confirmation per order, even under redelivery and re-sent commands:
    because that one also holds the inbox row: committing it early would make a crash after the
    claim look like a finished message, and no reply would ever be sent.
 2. In the unit of work, lock that row (``FOR UPDATE``: a concurrent delivery of the same order
-   waits here, then finds the outcome) and act on its status: ``sent`` or ``rejected`` replies
-   the recorded outcome again and sends nothing; ``sending`` sends.
+   waits here, then finds the outcome) and act on its status: a final one (``sent``,
+   ``rejected``, ``expired``, ``voided``) replies the recorded outcome again and sends nothing;
+   ``sending`` sends.
 3. The new status commits with the reply and the inbox row, atomically.
 
 Never after the saga's deadline (``envelope.deadline``; see ``domain/deadline.py``): once the
@@ -20,6 +21,13 @@ attempt (an outage retried by the consumer past the deadline ends there). Too la
 ``sent`` or ``rejected`` (that outcome is replied again). ``expired`` is final like those: a
 re-sent command replies EXPIRED again, deadline or not, and sends nothing. A command without a
 deadline is never too late.
+
+VoidOrderConfirmation is the compensation the orchestrator sends when this step timed out (on the
+same topic and key as the send, so after it): the saga must learn whether an email went out. The
+row is created if missing and locked like a send locks it, so a send in progress finishes first.
+``sent`` answers OrderConfirmationAlreadySent (an email cannot be unsent: the saga completes);
+anything else turns ``voided`` and answers OrderConfirmationVoided (the saga compensates). A
+``voided`` order is never sent afterwards: a send command gets ``NotificationFailed("VOIDED")``.
 """
 
 from __future__ import annotations
@@ -34,13 +42,22 @@ from notification.adapters.orm import Notification
 from notification.adapters.repository import NotificationRepository
 from notification.domain.confirmation import build_confirmation, message_id_for
 from notification.domain.deadline import SendWindow
-from notification.domain.errors import DeadlinePassed, DeliveryRejected, SmtpRejected
+from notification.domain.errors import (
+    ConfirmationVoided,
+    DeadlinePassed,
+    DeliveryRejected,
+    SmtpRejected,
+)
 from notification.domain.status import NotificationStatus
+from notification.domain.void import void_detail
 from sagakit.contracts import (
     REGISTRY,
     NotificationFailed,
+    OrderConfirmationAlreadySent,
     OrderConfirmationSent,
+    OrderConfirmationVoided,
     SendOrderConfirmation,
+    VoidOrderConfirmation,
 )
 from sagakit.db.unit_of_work import UnitOfWork
 from sagakit.messaging.consumer import Handler
@@ -133,13 +150,63 @@ def make_handlers(
         NotificationRepository.mark_sent(notification)
         uow.emit(replies, envelope.reply(_sent(notification)))
 
-    return {SendOrderConfirmation.message_type: send_order_confirmation}
+    async def void_order_confirmation(
+        envelope: Envelope[VoidOrderConfirmation], uow: UnitOfWork
+    ) -> None:
+        order_id = envelope.payload.order_id
+        repository = NotificationRepository(uow.session)
+        # Created if missing, in the unit of work: nothing is sent, so the row commits with the
+        # reply. From then on no SendOrderConfirmation of this order claims or sends anything.
+        await repository.add_voided(
+            order_id=order_id,
+            saga_id=envelope.saga_id,
+            smtp_message_id=message_id_for(order_id),
+            detail=void_detail(None),
+        )
+        # The send path's lock: a delivery mid-send holds it, so we wait for its outcome.
+        notification = await repository.get_for_update(order_id)
+        if notification is None:  # deleted between the insert and here: try the record again
+            raise RuntimeError(f"notification of order {order_id} vanished before the void")
+
+        if notification.status == NotificationStatus.SENT:
+            uow.emit(
+                replies,
+                envelope.reply(
+                    OrderConfirmationAlreadySent(
+                        order_id=order_id, smtp_message_id=notification.smtp_message_id
+                    )
+                ),
+            )
+            return
+        if notification.status != NotificationStatus.VOIDED:
+            # ``expired`` and ``rejected`` sent nothing. ``sending`` is a send that crashed (or
+            # hit an outage) with no outcome recorded; we hold its lock, so none is running now.
+            # It is taken as not sent: the one case where an email may exist for a voided order
+            # is a crash between the SMTP server's 250 after DATA and that send's commit (or a
+            # 250 lost with the connection). Nothing here can tell; the Message-ID is the order's.
+            NotificationRepository.mark_voided(
+                notification, detail=void_detail(notification.status, notification.reason)
+            )
+        # Already ``voided`` (a re-sent void): the same answer, nothing changes.
+        uow.emit(replies, envelope.reply(OrderConfirmationVoided(order_id=order_id)))
+
+    return {
+        SendOrderConfirmation.message_type: send_order_confirmation,
+        VoidOrderConfirmation.message_type: void_order_confirmation,
+    }
 
 
 def _recorded_outcome(notification: Notification) -> OrderConfirmationSent | NotificationFailed:
-    """The reply for a finished row: ``sent``, or a failure (``rejected``, ``expired``)."""
+    """The reply for a finished row: ``sent``, or a failure (``rejected``, ``expired``,
+    ``voided``)."""
     if notification.status == NotificationStatus.SENT:
         return _sent(notification)
+    if notification.status == NotificationStatus.VOIDED:
+        return NotificationFailed(
+            order_id=notification.order_id,
+            reason=ConfirmationVoided.reason,
+            detail=notification.detail or void_detail(None),
+        )
     return _failed(notification)
 
 

@@ -28,6 +28,7 @@ from sagakit.contracts import (
     RequestedItem,
     ReserveInventory,
     SendOrderConfirmation,
+    VoidOrderConfirmation,
 )
 from sagakit.messaging.registry import Message
 
@@ -138,6 +139,14 @@ def order_workflow(*, step_timeout_s: float = 30.0) -> WorkflowDefinition:
                 topic="notification.commands",
                 reply_topic="notification.replies",
                 timeout_s=step_timeout_s,
+                # An email cannot be unsent. Run only when the step timed out: it stops a late
+                # send, or answers that the email went out (then the order is confirmed).
+                compensation=Compensation(
+                    command=lambda ctx: VoidOrderConfirmation(order_id=_order_id(ctx)),
+                    topic="notification.commands",
+                    reply_topic="notification.replies",
+                    timeout_s=step_timeout_s,
+                ),
             ),
         ),
         on_completed=order_confirmed,

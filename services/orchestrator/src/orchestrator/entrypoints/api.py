@@ -33,6 +33,7 @@ from sagakit.contracts import OrderItem, PlaceOrder
 from sagakit.contracts.orders import Email
 from sagakit.contracts.types import MAX_ITEMS, Currency
 from sagakit.db.unit_of_work import UnitOfWork, is_retriable_db_error
+from sagakit.errors import InfrastructureError
 from sagakit.messaging.tracing import new_traceparent
 
 log = logging.getLogger(__name__)
@@ -375,12 +376,14 @@ def install(app: FastAPI, ctx: ApiContext, *, max_body_bytes: int) -> None:
         ]
         return error(422, "invalid_request", "; ".join(problems), details=problems)
 
-    @app.exception_handler(DBAPIError)
-    async def database_down(_request: Request, exc: DBAPIError) -> JSONResponse:
-        if not is_retriable_db_error(exc):
+    async def unavailable(_request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, DBAPIError) and not is_retriable_db_error(exc):
             raise exc
-        log.warning("database unavailable for an API request: %s", exc.__class__.__name__)
+        log.warning("database unavailable for an API request: %s", exc)
         return error(503, "unavailable", "the order database is unavailable; try again shortly")
+
+    app.add_exception_handler(InfrastructureError, unavailable)
+    app.add_exception_handler(DBAPIError, unavailable)
 
     @app.exception_handler(AdminAuthError)
     async def unauthorised(_request: Request, _exc: AdminAuthError) -> JSONResponse:

@@ -8,7 +8,8 @@ its history and the commands it sends commit together (the outbox) or not at all
   duplicate, unexpected) is recorded in the history and ignored.
 - A failure compensates in reverse over the completed steps; a step that timed out counts as
   possibly done, so its own compensation runs too (participants make these no-ops when nothing
-  was done).
+  was done). For an irreversible step that compensation is a fence: if the participant answers
+  that the step had been done (``StepWasDone``), the saga goes forward instead.
 - A failed or timed-out compensation is retried by the scheduler with exponential backoff and
   jitter; out of attempts, the saga is ``COMPENSATION_FAILED`` and an alert goes to the DLQ.
 """
@@ -26,7 +27,7 @@ from orchestrator.adapters.repository import SagaRepository
 from orchestrator.domain.status import ORDER_STATUS_FOR, SagaStatus, StepStatus
 from orchestrator.domain.workflow import Context, Step, WorkflowDefinition, WorkflowRegistry
 from sagakit.backoff import backoff_delay
-from sagakit.contracts import FailureReply, Reply
+from sagakit.contracts import FailureReply, Reply, StepWasDone
 from sagakit.db.unit_of_work import UnitOfWork
 from sagakit.messaging.envelope import Envelope
 from sagakit.messaging.registry import Message
@@ -151,7 +152,9 @@ class SagaEngine:
                 self._record(uow, saga, "step_failed", step=step.name, cause=cause, detail=reason)
                 await self._compensate(uow, saga, definition, f"{step.name} failed: {reason}")
         else:  # COMPENSATING: the reply answers a compensation
-            if reply.succeeded:
+            if isinstance(reply, StepWasDone):
+                await self._step_was_done(uow, saga, definition, cause)
+            elif reply.succeeded:
                 state.status = StepStatus.COMPENSATED
                 saga.compensation_attempts = 0
                 self._record(
@@ -160,6 +163,39 @@ class SagaEngine:
                 await self._compensate_next(uow, saga, definition)
             else:
                 await self._compensation_failed(uow, saga, definition, cause, reason)
+
+    async def _step_was_done(
+        self, uow: UnitOfWork, saga: Saga, definition: WorkflowDefinition, cause: str
+    ) -> None:
+        """The step that timed out had been done after all, and cannot be undone (an email):
+        the saga goes forward from it. Only possible while nothing has been undone yet."""
+        step = definition.step(saga.current_step)
+        state = saga.steps[saga.current_step]
+        if any(s.status == StepStatus.COMPENSATED for s in saga.steps):
+            detail = f"{step.name} cannot be undone, but earlier steps already were"
+            self._record(
+                uow,
+                saga,
+                "compensation_failed",
+                step=step.compensation_step,
+                cause=cause,
+                detail=detail,
+            )
+            self._alert(uow, saga, step, detail)
+            await self._finish(uow, saga, definition, SagaStatus.COMPENSATION_FAILED, detail)
+            return
+        state.status = StepStatus.SUCCEEDED
+        saga.failure_reason = None
+        saga.compensation_attempts = 0
+        self._transition(
+            uow,
+            saga,
+            SagaStatus.RUNNING,
+            "compensation_abandoned",
+            cause=cause,
+            detail=f"{step.name} had been done and cannot be undone; going on",
+        )
+        await self._advance(uow, saga, definition)
 
     async def on_deadline(self, uow: UnitOfWork, saga_id: uuid.UUID) -> bool:
         """The awaited reply did not come in time. False if another replica has it, or if a

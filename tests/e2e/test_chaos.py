@@ -1,0 +1,35 @@
+"""A shortened chaos run: every service killed at least once, one broker restart, one database
+restart, Redis stopped, poison on every topic; then the audit must find nothing.
+
+It restarts the shared broker and database, so it always runs last (see conftest.py).
+"""
+
+import pytest
+
+from sagaops.chaos import ALL_TOPICS, SERVICES, Config, render, run
+
+pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
+
+
+@pytest.mark.timeout(900)
+async def test_a_short_chaos_run_ends_quiet_with_zero_violations() -> None:
+    config = Config(
+        duration_s=75,
+        rate=3,
+        seed=20261121,
+        kill_every_s=(2.0, 3.5),
+        redis_down_s=8,
+        quiet_timeout_s=240,
+    )
+    chaos, report, quiet, dead_lettered = await run(config)
+    print(render(chaos, report, quiet, dead_lettered))
+    tally = chaos.tally
+    assert quiet, "the system did not go quiet"
+    assert report is not None
+    assert report.ok, report.render()
+    assert all(tally.kills[s] >= 1 for s in SERVICES), tally.kills
+    assert "kafka restarted" in tally.infra_restarts
+    assert "postgres restarted" in tally.infra_restarts
+    assert set(tally.poison) == set(ALL_TOPICS)
+    assert dead_lettered == len(tally.poison_ids), "poison went missing"
+    assert sum(tally.orders.values()) >= 150
