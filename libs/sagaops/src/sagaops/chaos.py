@@ -357,8 +357,12 @@ class Chaos:
             self.tally.notes.append(f"{script} {component} exited {code}")
 
     async def inject_poison(self) -> None:
-        rounds = [(t, k) for t in ALL_TOPICS for k in POISON_KINDS]
-        self.rng.shuffle(rounds)
+        # Pass after pass, one kind per topic per pass: early passes already reach every topic.
+        rounds = []
+        for kind in POISON_KINDS:
+            topics = list(ALL_TOPICS)
+            self.rng.shuffle(topics)
+            rounds += [(topic, kind) for topic in topics]
         interval = max(self.config.duration_s * 0.8 / len(rounds), 0.5)
         for topic, kind in rounds:
             if await self._pause(interval):
