@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 
 from sagakit.db.engine import asyncpg_dsn
-from sagakit.db.migrations import upgrade
+from sagakit.testing.databases import reset_database
 from sagakit.testing.infra import Infra
 from sagakit.testing.kafka import create_topics, unique_name
 from sagakit.testing.processes import ServiceProcess
@@ -77,22 +77,6 @@ class System:
         await new.wait_ready()
 
 
-async def _reset_database(infra: Infra, service: str) -> None:
-    await asyncio.to_thread(
-        upgrade, ROOT / "services" / service / "alembic.ini", infra.database_url(service)
-    )
-    conn = await asyncpg.connect(asyncpg_dsn(infra.database_url(service)))
-    try:
-        tables = await conn.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-            "AND tablename <> 'alembic_version'"
-        )
-        names = ", ".join(f'"{t["tablename"]}"' for t in tables)
-        await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
-    finally:
-        await conn.close()
-
-
 @pytest_asyncio.fixture(scope="module")
 async def system(infra: Infra, tmp_path_factory) -> AsyncIterator[System]:  # type: ignore[no-untyped-def]
     prefix = unique_name("e2e") + "."
@@ -100,7 +84,9 @@ async def system(infra: Infra, tmp_path_factory) -> AsyncIterator[System]:  # ty
     logs = tmp_path_factory.mktemp("services")
     processes = {}
     for service in SERVICES:
-        await _reset_database(infra, service)
+        await reset_database(
+            ROOT / "services" / service / "alembic.ini", infra.database_url(service)
+        )
         env = {
             **SYSTEM_ENV,
             f"{service.upper()}_DATABASE_URL": infra.database_url(service),

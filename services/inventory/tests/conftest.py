@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from inventory.adapters.orm import OutboxMessage, Product
@@ -18,17 +17,16 @@ from inventory.domain.catalog import NewProduct
 from inventory.service_layer import catalog
 from inventory.service_layer.handlers import make_handlers
 from sagakit.contracts import REGISTRY
-from sagakit.db.engine import create_engine, create_session_factory
-from sagakit.db.migrations import upgrade
+from sagakit.db.engine import create_session_factory
 from sagakit.db.unit_of_work import UnitOfWork
 from sagakit.messaging.consumer import Handler
 from sagakit.messaging.envelope import Envelope
 from sagakit.messaging.registry import Message
 from sagakit.settings import Topics
+from sagakit.testing.databases import migrated_engine, truncate_all
 from sagakit.testing.infra import Infra
 
 ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
-TABLES = ("reservation_lines", "reservations", "products", "outbox", "inbox")
 TEST_TOPICS = Topics("inventory-test.")
 
 
@@ -39,11 +37,9 @@ def inventory_url(infra: Infra) -> str:
 
 @pytest_asyncio.fixture(scope="session")
 async def inventory_engine(inventory_url: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(upgrade, ALEMBIC_INI, inventory_url)
     # Enough connections for the concurrency tests to really contend for rows.
-    engine = create_engine(inventory_url, pool_size=25)
-    yield engine
-    await engine.dispose()
+    async with migrated_engine(ALEMBIC_INI, inventory_url, pool_size=25) as engine:
+        yield engine
 
 
 @pytest_asyncio.fixture
@@ -51,8 +47,7 @@ async def inventory_sessions(
     inventory_engine: AsyncEngine,
 ) -> async_sessionmaker[AsyncSession]:
     """A session factory on clean inventory tables (truncated before each test)."""
-    async with inventory_engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    await truncate_all(inventory_engine)
     return create_session_factory(inventory_engine)
 
 

@@ -22,20 +22,20 @@ import pytest
 import pytest_asyncio
 from aiosmtpd.smtp import SMTP
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from notification.adapters.mailer import Mailer, SmtpMailer
 from notification.adapters.orm import Notification, OutboxMessage
 from notification.service_layer.handlers import make_handlers
 from sagakit.contracts import REGISTRY, PricedLine, SendOrderConfirmation, VoidOrderConfirmation
-from sagakit.db.engine import create_engine, create_session_factory
-from sagakit.db.migrations import upgrade
+from sagakit.db.engine import create_session_factory
 from sagakit.db.unit_of_work import UnitOfWork
 from sagakit.messaging.consumer import Handler
 from sagakit.messaging.envelope import Envelope, utcnow
 from sagakit.messaging.registry import Message
 from sagakit.settings import Topics
+from sagakit.testing.databases import migrated_engine, truncate_all
 from sagakit.testing.infra import Infra
 from sagakit.testing.kafka import unique_name
 from sagakit.testing.processes import free_port
@@ -56,10 +56,8 @@ SMTP_TIMEOUT_S = 5.0
 @pytest_asyncio.fixture(scope="session")
 async def notification_engine(infra: Infra) -> AsyncIterator[AsyncEngine]:
     url = infra.database_url("notification")
-    await asyncio.to_thread(upgrade, SERVICE_DIR / "alembic.ini", url)
-    engine = create_engine(url, pool_size=5)
-    yield engine
-    await engine.dispose()
+    async with migrated_engine(SERVICE_DIR / "alembic.ini", url, pool_size=5) as engine:
+        yield engine
 
 
 @pytest_asyncio.fixture
@@ -67,8 +65,7 @@ async def notification_sessions(
     notification_engine: AsyncEngine,
 ) -> async_sessionmaker[AsyncSession]:
     """Sessions on the notification database, its tables emptied before the test."""
-    async with notification_engine.begin() as conn:
-        await conn.execute(text("TRUNCATE notifications, inbox, outbox RESTART IDENTITY"))
+    await truncate_all(notification_engine)
     return create_session_factory(notification_engine)
 
 

@@ -3,7 +3,6 @@ delivers commands to the real handlers the way the consumer does, and the local 
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from payment.adapters.local_gateway import LocalGateway
@@ -19,23 +18,14 @@ from payment.adapters.orm import GatewayCharge, GatewayRefund, OutboxMessage
 from payment.domain.gateway import PaymentGateway
 from payment.service_layer.handlers import make_handlers
 from sagakit.contracts import REGISTRY, ProcessPayment, RefundPayment
-from sagakit.db.engine import create_engine, create_session_factory
-from sagakit.db.migrations import upgrade
+from sagakit.db.engine import create_session_factory
 from sagakit.db.unit_of_work import UnitOfWork
 from sagakit.messaging.envelope import Envelope
 from sagakit.messaging.registry import Message
+from sagakit.testing.databases import migrated_engine, truncate_all
 from sagakit.testing.infra import Infra
 
 ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
-TABLES = (
-    "payments",
-    "refunds",
-    "refund_attempts",
-    "gateway_charges",
-    "gateway_refunds",
-    "outbox",
-    "inbox",
-)
 REPLY_TOPIC = "payment.replies.test"
 
 
@@ -46,10 +36,8 @@ def payment_db_url(infra: Infra) -> str:
 
 @pytest_asyncio.fixture(scope="session")
 async def payment_engine(payment_db_url: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(upgrade, ALEMBIC_INI, payment_db_url)
-    engine = create_engine(payment_db_url, pool_size=5)
-    yield engine
-    await engine.dispose()
+    async with migrated_engine(ALEMBIC_INI, payment_db_url, pool_size=5) as engine:
+        yield engine
 
 
 @pytest_asyncio.fixture
@@ -57,8 +45,7 @@ async def payment_sessions(
     payment_engine: AsyncEngine,
 ) -> async_sessionmaker[AsyncSession]:
     """A session factory on the payment database, its tables emptied first."""
-    async with payment_engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {', '.join(TABLES)}"))
+    await truncate_all(payment_engine)
     return create_session_factory(payment_engine)
 
 

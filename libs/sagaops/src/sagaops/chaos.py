@@ -32,8 +32,8 @@ from sqlalchemy.engine import make_url
 
 from sagakit.contracts import OrderItem, PlaceOrder
 from sagakit.db.engine import asyncpg_dsn
-from sagakit.db.migrations import upgrade
 from sagakit.messaging.envelope import Envelope
+from sagakit.testing.databases import reset_database
 from sagakit.testing.processes import ServiceProcess
 from sagaops.audit import AuditReport, AuditTargets, run_audit
 
@@ -169,11 +169,7 @@ class Chaos:
         everyone = [p for ps in self.processes.values() for p in ps]
         await asyncio.gather(*(p.start() for p in everyone))
         await asyncio.gather(*(p.wait_ready(timeout=60) for p in everyone))
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=self.config.kafka_bootstrap,
-            enable_idempotence=True,
-            request_timeout_ms=5000,
-        )
+        self.producer = self._new_producer()
         await self.producer.start()
         async with httpx.AsyncClient(base_url=self.processes["inventory"][0].base_url) as inv:
             for product, stock in (("chaos-widget", 1_000_000), ("chaos-sold-out", 0)):
@@ -200,17 +196,7 @@ class Chaos:
         finally:
             await conn.close()
         ini = self.config.root / "services" / service / "alembic.ini"
-        await asyncio.to_thread(upgrade, ini, self.urls[service])
-        conn = await asyncpg.connect(asyncpg_dsn(self.urls[service]))
-        try:
-            tables = await conn.fetch(
-                "SELECT tablename FROM pg_tables WHERE schemaname = "
-                "'public' AND tablename <> 'alembic_version'"
-            )
-            names = ", ".join(f'"{t["tablename"]}"' for t in tables)
-            await conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
-        finally:
-            await conn.close()
+        await reset_database(ini, self.urls[service])
 
     # --- load ---------------------------------------------------------------------------------
 
@@ -274,11 +260,8 @@ class Chaos:
                         ),
                         order_id=order_id,
                     )
-                    await self.producer.send_and_wait(
-                        self.prefix + "orders",
-                        envelope.value(),
-                        key=envelope.key,
-                        headers=envelope.headers(),
+                    await self._send(
+                        self.prefix + "orders", envelope.value(), envelope.key, envelope.headers()
                     )
                     self.tally.order_ids.add(str(order_id))
                     break
@@ -395,9 +378,7 @@ class Chaos:
             headers = [(POISON_HEADER, poison_id.encode())]
         for _ in range(60):  # the broker may be restarting
             try:
-                await self.producer.send_and_wait(
-                    self.prefix + topic, value, key=valid.key, headers=headers
-                )
+                await self._send(self.prefix + topic, value, valid.key, headers)
                 break
             except Exception:
                 await asyncio.sleep(1.0)
@@ -407,6 +388,29 @@ class Chaos:
         self.tally.poison[topic] += 1
         if topic != "order.events":  # nobody of ours consumes it, so nothing dead-letters it
             self.tally.poison_ids.add(poison_id)
+
+    async def _send(
+        self, topic: str, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> None:
+        """Send one record; after a failure the client is replaced (a broker restart can leave
+        it stuck), and the caller tries again."""
+        assert self.producer is not None
+        try:
+            await self.producer.send_and_wait(topic, value, key=key, headers=headers)
+        except Exception:
+            old, self.producer = self.producer, self._new_producer()
+            with contextlib.suppress(Exception):
+                await old.stop()
+            with contextlib.suppress(Exception):
+                await self.producer.start()
+            raise
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self.config.kafka_bootstrap,
+            enable_idempotence=True,
+            request_timeout_ms=5000,
+        )
 
     async def _pause(self, seconds: float) -> bool:
         with contextlib.suppress(TimeoutError):

@@ -271,8 +271,9 @@ async def test_a_crash_after_sending_before_the_commit_sends_exactly_one_more_wi
     assert await kit.replies() == []
     assert (await kit.notification(order_id)).status == "sending"
 
-    assert await kit.deliver(handlers, command)
-    assert await kit.deliver(handlers, kit.resent(command))  # and nothing after that
+    restarted = kit.handlers()  # a new process: it cannot know the server had accepted
+    assert await kit.deliver(restarted, command)
+    assert await kit.deliver(restarted, kit.resent(command))  # and nothing after that
 
     mails = kit.delivered(message_id_for(order_id))
     assert len(mails) == 2
@@ -293,3 +294,24 @@ async def test_concurrent_deliveries_of_one_order_send_one_email(kit) -> None:
     assert results == [True, True]
     assert len(kit.delivered(message_id_for(command.payload.order_id))) == 1
     assert [type(r) for r, _ in await kit.replies()] == [OrderConfirmationSent] * 2
+
+
+async def test_a_failed_commit_after_sending_is_retried_without_sending_again(kit) -> None:
+    """Found by the chaos run: PostgreSQL restarted right after the server accepted the email,
+    so the commit of ``sent`` failed and the consumer retried the record in the same process.
+    The process remembers the accepted send: the retry records it instead of resending."""
+    command = kit.command(unique("ada"))
+    order_id = command.payload.order_id
+    handlers = kit.handlers()
+
+    def database_gone() -> None:
+        raise Crash("connection lost before the commit")
+
+    with pytest.raises(Crash):
+        await kit.deliver(handlers, command, before_commit=database_gone)
+    assert (await kit.notification(order_id)).status == "sending"
+
+    assert await kit.deliver(handlers, command)  # the consumer's retry of the same record
+    assert len(kit.delivered(message_id_for(order_id))) == 1
+    assert [type(r) for r, _ in await kit.replies()] == [OrderConfirmationSent]
+    assert (await kit.notification(order_id)).status == "sent"

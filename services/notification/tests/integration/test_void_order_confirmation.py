@@ -228,13 +228,38 @@ async def test_the_known_window_a_crash_after_smtp_accepted_before_the_commit(ki
         await kit.deliver(handlers, command, before_commit=crash)
     assert len(kit.delivered(message_id_for(order_id))) == 1
 
-    assert await kit.deliver(handlers, kit.void(command))
-    assert await kit.deliver(handlers, command)  # the crashed record, redelivered
+    restarted = kit.handlers()  # the process died: the new one cannot know what was accepted
+    assert await kit.deliver(restarted, kit.void(command))
+    assert await kit.deliver(restarted, command)  # the crashed record, redelivered
 
     assert len(kit.delivered(message_id_for(order_id))) == 1
     void_reply, send_reply = (r for r, _ in await kit.replies())
     assert void_reply == OrderConfirmationVoided(order_id=order_id)
     assert voided_failure(send_reply, order_id)
+
+
+async def test_a_void_after_a_failed_commit_in_the_same_process_knows_the_email_went_out(
+    kit,
+) -> None:
+    # Not a crash: the database went away after the server accepted the message. The process
+    # remembers the accepted send, so the void answers "already sent" and the saga completes.
+    command = kit.command(unique("ada"))
+    order_id = command.payload.order_id
+    handlers = kit.handlers()
+
+    def database_gone() -> None:
+        raise Crash("connection lost before the commit")
+
+    with pytest.raises(Crash):
+        await kit.deliver(handlers, command, before_commit=database_gone)
+    assert await kit.deliver(handlers, kit.void(command))
+
+    assert len(kit.delivered(message_id_for(order_id))) == 1
+    [(reply, _)] = await kit.replies()
+    assert reply == OrderConfirmationAlreadySent(
+        order_id=order_id, smtp_message_id=message_id_for(order_id)
+    )
+    assert (await kit.notification(order_id)).status == "sent"
 
 
 class BlockingMailer:

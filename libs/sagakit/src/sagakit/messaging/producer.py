@@ -7,6 +7,8 @@ through this producer. Direct sends are for the relay and for dead-lettering.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
@@ -15,6 +17,8 @@ from aiokafka.errors import KafkaError
 from sagakit.errors import BrokerUnavailable
 from sagakit.messaging.envelope import Envelope, Headers
 from sagakit.messaging.registry import Message
+
+log = logging.getLogger(__name__)
 
 
 class Producer:
@@ -74,7 +78,23 @@ class Producer:
             ]
             await asyncio.gather(*futures)
         except KafkaError as exc:
+            if not exc.retriable:
+                await self._rebuild()
             raise BrokerUnavailable(f"publish failed: {exc}") from exc
+
+    async def _rebuild(self) -> None:
+        """A non-retriable error can leave the client unusable for good (say, the idempotent
+        producer's state after a broker restart): replace it, so the caller's retry can work."""
+        log.warning(
+            "producer %s: rebuilding the Kafka client after a fatal error",
+            self._config["client_id"],
+        )
+        old, self._kafka_client = self._kafka_client, None
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await old.stop()
+        with contextlib.suppress(BrokerUnavailable):
+            await self.start()
 
     async def publish(self, topic: str, envelope: Envelope[Message]) -> None:
         await self.send_raw(

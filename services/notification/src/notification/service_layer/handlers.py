@@ -50,6 +50,7 @@ from notification.domain.errors import (
 )
 from notification.domain.status import NotificationStatus
 from notification.domain.void import void_detail
+from notification.service_layer.accepted_sends import AcceptedSends
 from sagakit.contracts import (
     REGISTRY,
     NotificationFailed,
@@ -75,12 +76,14 @@ def make_handlers(
     sender: str,
     send_margin_s: float,
     clock: Callable[[], datetime] = utcnow,
+    accepted: AcceptedSends | None = None,
 ) -> dict[str, Handler]:
     """The handlers by message type. ``session_factory`` opens the claim's own transaction;
     ``send_margin_s`` is how long before a command's deadline no send may start any more (the
     SMTP timeout: how long one send may take)."""
     replies = topics.replies("notification")
     send_margin = timedelta(seconds=send_margin_s)
+    accepted = accepted if accepted is not None else AcceptedSends()
 
     async def send_order_confirmation(
         envelope: Envelope[SendOrderConfirmation], uow: UnitOfWork
@@ -118,6 +121,12 @@ def make_handlers(
             uow.emit(replies, envelope.reply(_recorded_outcome(notification)))
             return
 
+        if command.order_id in accepted:
+            # This process sent it; only the commit of ``sent`` failed (the database went away).
+            NotificationRepository.mark_sent(notification)
+            uow.emit(replies, envelope.reply(_sent(notification)))
+            return
+
         # ``sending``: first try, or an earlier try crashed (or hit an outage) mid-send. SMTP has
         # no idempotency key, so if that earlier try got as far as the server accepting the
         # message, the customer gets it twice. The Message-ID is the same on every try, so a
@@ -147,6 +156,7 @@ def make_handlers(
             )
             uow.emit(replies, envelope.reply(_failed(notification)))
             return
+        accepted.remember(command.order_id)
         NotificationRepository.mark_sent(notification)
         uow.emit(replies, envelope.reply(_sent(notification)))
 
@@ -168,6 +178,8 @@ def make_handlers(
         if notification is None:  # deleted between the insert and here: try the record again
             raise RuntimeError(f"notification of order {order_id} vanished before the void")
 
+        if notification.status == NotificationStatus.SENDING and order_id in accepted:
+            NotificationRepository.mark_sent(notification)  # sent here; its commit was lost
         if notification.status == NotificationStatus.SENT:
             uow.emit(
                 replies,

@@ -173,16 +173,7 @@ class SagaEngine:
         state = saga.steps[saga.current_step]
         if any(s.status == StepStatus.COMPENSATED for s in saga.steps):
             detail = f"{step.name} cannot be undone, but earlier steps already were"
-            self._record(
-                uow,
-                saga,
-                "compensation_failed",
-                step=step.compensation_step,
-                cause=cause,
-                detail=detail,
-            )
-            self._alert(uow, saga, step, detail)
-            await self._finish(uow, saga, definition, SagaStatus.COMPENSATION_FAILED, detail)
+            await self._give_up(uow, saga, definition, cause, detail)
             return
         state.status = StepStatus.SUCCEEDED
         saga.failure_reason = None
@@ -349,16 +340,7 @@ class SagaEngine:
         attempts = saga.compensation_attempts
         if attempts >= self.retry.max_attempts:
             detail = f"{step.compensation_step} failed {attempts} times, last: {reason}"
-            self._record(
-                uow,
-                saga,
-                "compensation_failed",
-                step=step.compensation_step,
-                cause=cause,
-                detail=detail,
-            )
-            self._alert(uow, saga, step, detail)
-            await self._finish(uow, saga, definition, SagaStatus.COMPENSATION_FAILED, detail)
+            await self._give_up(uow, saga, definition, cause, detail)
             return
         delay = self.retry.delay(attempts)
         saga.next_retry_at = self.clock() + timedelta(seconds=delay)
@@ -371,6 +353,22 @@ class SagaEngine:
             detail=f"attempt {attempts} of {self.retry.max_attempts}: {reason}; "
             f"retry in {delay:.2f}s",
         )
+
+    async def _give_up(
+        self, uow: UnitOfWork, saga: Saga, definition: WorkflowDefinition, cause: str, detail: str
+    ) -> None:
+        """The compensation of the current step cannot succeed: alert and leave it to people."""
+        step = definition.step(saga.current_step)
+        self._record(
+            uow,
+            saga,
+            "compensation_failed",
+            step=step.compensation_step,
+            cause=cause,
+            detail=detail,
+        )
+        self._alert(uow, saga, step, detail)
+        await self._finish(uow, saga, definition, SagaStatus.COMPENSATION_FAILED, detail)
 
     def _alert(self, uow: UnitOfWork, saga: Saga, step: Step, detail: str) -> None:
         """Park the compensation that could not be applied in its topic's DLQ, for operators."""

@@ -1,0 +1,46 @@
+"""A service's database for tests and test runs: migrated to head, emptied on demand."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from sagakit.db.engine import create_engine
+from sagakit.db.migrations import upgrade
+
+_TABLES = (
+    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+)
+
+
+@contextlib.asynccontextmanager
+async def migrated_engine(
+    alembic_ini: Path, url: str, *, pool_size: int = 10
+) -> AsyncIterator[AsyncEngine]:
+    """An engine on the database at ``url``, migrated with the service's Alembic first."""
+    await asyncio.to_thread(upgrade, alembic_ini, url)
+    engine = create_engine(url, pool_size=pool_size)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def truncate_all(engine: AsyncEngine) -> None:
+    """Empty every table of the service (not Alembic's version table)."""
+    async with engine.begin() as conn:
+        names = [row[0] for row in await conn.execute(text(_TABLES))]
+        if names:
+            quoted = ", ".join(f'"{name}"' for name in names)
+            await conn.execute(text(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE"))
+
+
+async def reset_database(alembic_ini: Path, url: str) -> None:
+    """Migrate to head and empty every table: a fresh start for a test run."""
+    async with migrated_engine(alembic_ini, url, pool_size=1) as engine:
+        await truncate_all(engine)
