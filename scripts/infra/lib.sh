@@ -15,7 +15,9 @@ BIN_DIR="$INFRA_DIR/bin"
 KAFKA_VERSION="3.9.1"
 STRIPE_MOCK_VERSION="v0.203.0"
 AIOSMTPD_VERSION="1.4.6" # only for the fallback venv when .venv lacks it
-PG_MAJOR="15"
+# The newest PostgreSQL server installed, else 15 (Debian 12's, installed with apt when missing).
+PG_MAJOR="${PG_MAJOR:-$(find /usr/lib/postgresql -mindepth 3 -maxdepth 3 -name postgres -path '*/bin/*' 2>/dev/null | sed -E 's|/usr/lib/postgresql/([0-9]+)/.*|\1|' | sort -n | tail -1)}"
+PG_MAJOR="${PG_MAJOR:-15}"
 
 POSTGRES_PORT="${POSTGRES_PORT:-5432}"
 REDIS_PORT="${REDIS_PORT:-6379}"

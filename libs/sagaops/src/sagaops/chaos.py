@@ -399,10 +399,11 @@ class Chaos:
             await self.producer.send_and_wait(topic, value, key=key, headers=headers)
         except Exception:
             old, self.producer = self.producer, self._new_producer()
+            # stop() flushes what is buffered and can wait forever on a broken connection.
             with contextlib.suppress(Exception):
-                await old.stop()
+                await asyncio.wait_for(old.stop(), timeout=5.0)
             with contextlib.suppress(Exception):
-                await self.producer.start()
+                await asyncio.wait_for(self.producer.start(), timeout=10.0)
             raise
 
     def _new_producer(self) -> AIOKafkaProducer:
@@ -446,6 +447,7 @@ class Chaos:
             print(
                 f"  waiting for quiet: {pending} orders in flight, {outbox} outbox rows",
                 file=sys.stderr,
+                flush=True,
             )
             await asyncio.sleep(2.0)
         return False
@@ -504,20 +506,23 @@ async def run(config: Config) -> tuple[Chaos, AuditReport | None, bool, int]:
     await chaos.prepare()
     chaos.started = time.monotonic()
     tasks = [
-        asyncio.create_task(t)
-        for t in (
-            chaos.load(),
-            chaos.kill_processes(),
-            chaos.infrastructure(),
-            chaos.inject_poison(),
-            chaos.progress(),
+        asyncio.create_task(coro, name=name)
+        for name, coro in (
+            ("load", chaos.load()),
+            ("kills", chaos.kill_processes()),
+            ("infrastructure", chaos.infrastructure()),
+            ("poison", chaos.inject_poison()),
+            ("progress", chaos.progress()),
         )
     ]
     try:
         await asyncio.sleep(config.duration_s)
         print("chaos: faults stop; waiting for the system to go quiet", file=sys.stderr)
         chaos.stopping.set()
-        await asyncio.gather(*tasks)
+        _, late = await asyncio.wait(tasks, timeout=150)
+        for task in late:  # a client stuck on the broker must not hold the whole run
+            chaos.tally.notes.append(f"{task.get_name()} did not stop in 150 s")
+            task.cancel()
         quiet = await chaos.wait_quiet()
         dead_lettered = await chaos.poison_dead_lettered()
         report = None

@@ -91,8 +91,9 @@ class Producer:
         )
         old, self._kafka_client = self._kafka_client, None
         if old is not None:
+            # stop() flushes what is buffered and can wait forever on a broken connection.
             with contextlib.suppress(Exception):
-                await old.stop()
+                await asyncio.wait_for(old.stop(), timeout=5.0)
         with contextlib.suppress(BrokerUnavailable):
             await self.start()
 
