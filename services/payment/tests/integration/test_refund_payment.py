@@ -131,3 +131,29 @@ async def test_a_crash_after_the_refund_is_redelivered_without_a_second_refund(
     reply = (await harness.replies())[-1]
     assert reply.payload.refund_id == refund.refund_id
     assert await harness.count(GatewayRefund) == 1
+
+
+async def test_copies_of_one_order_s_commands_handled_at_once_do_not_collide(harness, saga) -> None:
+    """Found by the chaos run: during a rebalance two replicas handled refunds of one order at
+    the same moment, computed the same attempt number and collided on its unique key until the
+    record was dead-lettered. Commands of one order are now serialised by an advisory lock."""
+    import asyncio
+
+    await charged(harness, saga, "pm_card_refundFail")
+    results = await asyncio.gather(*(harness.deliver(saga.refund()) for _ in range(4)))
+    assert results == [True] * 4  # none raised
+    replies = [r.payload for r in (await harness.replies())[1:]]
+    assert [type(p) for p in replies] == [PaymentRefundFailed] * 4
+    keys = sorted(r.idempotency_key for r in await harness.gateway_refunds())
+    assert keys == sorted(f"{saga.saga_id}:refund_payment:{n}" for n in (1, 2, 3, 4))
+
+
+async def test_copies_of_one_charge_handled_at_once_charge_once(harness, saga) -> None:
+    import asyncio
+
+    await asyncio.gather(
+        *(harness.deliver(saga.process("pm_card_visa", amount=1500)) for _ in range(4))
+    )
+    assert len(await harness.gateway_charges()) == 1
+    replies = [r.payload for r in await harness.replies()]
+    assert len({r.payment_id for r in replies}) == 1

@@ -5,16 +5,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventory.adapters.orm import Product, Reservation, ReservationLine
 from inventory.domain.catalog import NewProduct
 from inventory.domain.reservation import ReservationStatus
-
-# Namespace of the per-order advisory locks (two-key form: this namespace, then the order).
-_ORDER_LOCK_NAMESPACE = 0x1A7E
+from sagakit.db.locks import lock_for_transaction
 
 
 class InventoryRepository:
@@ -87,10 +85,7 @@ class InventoryRepository:
         reserve re-sent while the first is in flight could hold the stock twice, and a release
         racing a reserve could miss it. Always taken before any product row lock.
         """
-        await self.session.execute(
-            text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:order_id))"),
-            {"namespace": _ORDER_LOCK_NAMESPACE, "order_id": str(order_id)},
-        )
+        await lock_for_transaction(self.session, "inventory-order", str(order_id))
 
     async def get_reservation(self, order_id: uuid.UUID) -> Reservation | None:
         return await self.session.get(Reservation, order_id, populate_existing=True)

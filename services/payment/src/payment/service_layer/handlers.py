@@ -25,6 +25,7 @@ from sagakit.contracts import (
     ProcessPayment,
     RefundPayment,
 )
+from sagakit.db.locks import lock_for_transaction
 from sagakit.db.unit_of_work import UnitOfWork
 from sagakit.errors import InvalidMessage
 from sagakit.messaging.consumer import Handler
@@ -45,6 +46,9 @@ def make_handlers(*, reply_topic: str, gateway: PaymentGateway) -> dict[str, Han
         command = envelope.payload
         saga_id = _saga_id(envelope)
         repo = PaymentRepository(uow.session)
+        # One command per order at a time (a rebalance or a re-sent compensation can deliver a
+        # second copy while the first is mid-call): the second sees the first's outcome.
+        await lock_for_transaction(uow.session, "payment-order", str(command.order_id))
 
         payment = await repo.payment(command.order_id)
         if payment is None:
@@ -87,6 +91,7 @@ def make_handlers(*, reply_topic: str, gateway: PaymentGateway) -> dict[str, Han
         order_id = envelope.payload.order_id
         saga_id = _saga_id(envelope)
         repo = PaymentRepository(uow.session)
+        await lock_for_transaction(uow.session, "payment-order", str(order_id))
 
         refund = await repo.refund(order_id)
         if refund is None:
