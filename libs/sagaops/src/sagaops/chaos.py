@@ -143,10 +143,23 @@ class Chaos:
         self.stopping = asyncio.Event()
         self.producer: AIOKafkaProducer | None = None
         self.started = 0.0
+        self._guard: asyncpg.Connection | None = None
 
     # --- set-up -------------------------------------------------------------------------------
 
+    async def claim(self) -> None:
+        """One chaos run at a time on the ``_chaos`` databases: two would truncate each other's
+        data (it happened, and the audit duly reported the wreckage). The lock lives as long as
+        this connection, so a killed run releases it."""
+        url = make_url(self.urls["orchestrator"])
+        role_db = url.set(database=url.username).render_as_string(hide_password=False)
+        self._guard = await asyncpg.connect(asyncpg_dsn(role_db))
+        if not await self._guard.fetchval("SELECT pg_try_advisory_lock(hashtext('saga-chaos'))"):
+            await self._guard.close()
+            raise SystemExit("another chaos run is using the _chaos databases; wait for it to end")
+
     async def prepare(self) -> None:
+        await self.claim()
         self.logs.mkdir(parents=True, exist_ok=True)
         for service in SERVICES:
             await self._fresh_database(service)
@@ -489,7 +502,10 @@ class Chaos:
         for process in everyone:
             process.kill()
         if self.producer is not None:
-            await self.producer.stop()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.producer.stop(), timeout=10)
+        if self._guard is not None:
+            await self._guard.close()
 
     def maildir(self) -> Path | None:
         path = self.config.root / ".infra" / "data" / "mail"
