@@ -53,16 +53,15 @@ class NotificationRepository:
         In the caller's transaction, unlike ``claim``: nothing is sent, so the outcome commits
         with the reply. An existing row is left for the caller to lock and judge.
         """
-        stmt = insert(Notification).values(
-            order_id=order_id,
-            saga_id=saga_id,
-            email=email,
-            smtp_message_id=smtp_message_id,
-            status=NotificationStatus.EXPIRED.value,
-            reason=DeadlinePassed.reason,
-            detail=detail,
+        await self._add_unless_present(
+            order_id,
+            saga_id,
+            email,
+            smtp_message_id,
+            NotificationStatus.EXPIRED,
+            DeadlinePassed.reason,
+            detail,
         )
-        await self._session.execute(stmt.on_conflict_do_nothing(index_elements=["order_id"]))
 
     async def add_voided(
         self,
@@ -78,13 +77,34 @@ class NotificationRepository:
         with the reply. No email is known yet (the void carries none). An existing row is left
         for the caller to lock and judge.
         """
+        await self._add_unless_present(
+            order_id,
+            saga_id,
+            None,
+            smtp_message_id,
+            NotificationStatus.VOIDED,
+            ConfirmationVoided.reason,
+            detail,
+        )
+
+    async def _add_unless_present(
+        self,
+        order_id: uuid.UUID,
+        saga_id: uuid.UUID | None,
+        email: str | None,
+        smtp_message_id: str,
+        status: NotificationStatus,
+        reason: str,
+        detail: str,
+    ) -> None:
+        """Insert a row that records an outcome without a send; an existing row is kept."""
         stmt = insert(Notification).values(
             order_id=order_id,
             saga_id=saga_id,
-            email=None,
+            email=email,
             smtp_message_id=smtp_message_id,
-            status=NotificationStatus.VOIDED.value,
-            reason=ConfirmationVoided.reason,
+            status=status.value,
+            reason=reason,
             detail=detail,
         )
         await self._session.execute(stmt.on_conflict_do_nothing(index_elements=["order_id"]))
