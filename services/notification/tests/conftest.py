@@ -16,13 +16,13 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import pytest_asyncio
 from aiosmtpd.smtp import SMTP
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from notification.adapters.mailer import Mailer, SmtpMailer
@@ -96,9 +96,22 @@ def _parse(raw: bytes) -> EmailMessage:
 # --- helpers -------------------------------------------------------------------------------------
 
 
+class Crash(Exception):
+    """Stands for the process dying at that point: nothing after it runs or commits."""
+
+
+class CrashingMailer:
+    """A mailer that dies before anything reaches the server."""
+
+    async def send(self, message: EmailMessage, *, not_after: datetime | None = None) -> None:
+        raise Crash("killed before sending")
+
+
 @dataclass
 class Kit:
     """Helpers of the notification tests, bound to the test's clean database and topics."""
+
+    Crash: ClassVar[type[Crash]] = Crash
 
     sessions: async_sessionmaker[AsyncSession]
     topics: Topics = field(default_factory=lambda: Topics(unique_name("notif") + "."))
@@ -107,6 +120,24 @@ class Kit:
     @property
     def replies_topic(self) -> str:
         return self.topics.replies("notification")
+
+    @staticmethod
+    def crashing_mailer() -> CrashingMailer:
+        return CrashingMailer()
+
+    async def waiting_for_row_lock(self) -> bool:
+        """True while some session waits for a lock on the notifications table."""
+        async with self.sessions() as session:
+            waiting = await session.scalar(
+                select(func.count())
+                .select_from(text("pg_stat_activity"))
+                .where(
+                    text("wait_event_type = 'Lock'"),
+                    text("datname = current_database()"),
+                    text("query LIKE '%notifications%'"),
+                )
+            )
+        return bool(waiting)
 
     def mailer(
         self,

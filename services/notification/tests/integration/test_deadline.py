@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import select
 
 from notification.adapters.orm import Notification
 from notification.domain.confirmation import message_id_for
@@ -296,20 +296,7 @@ async def test_the_window_is_checked_again_after_waiting_for_the_row_lock(
             kit.deliver(kit.handlers(mailer, clock=manual_clock), command)
         )
 
-        async def waiting_for_the_lock() -> bool:
-            async with kit.sessions() as session:
-                waiting = await session.scalar(
-                    select(func.count())
-                    .select_from(text("pg_stat_activity"))
-                    .where(
-                        text("wait_event_type = 'Lock'"),
-                        text("datname = current_database()"),
-                        text("query LIKE '%notifications%'"),
-                    )
-                )
-            return bool(waiting)
-
-        await eventually(waiting_for_the_lock, what="the delivery waiting for the row lock")
+        await eventually(kit.waiting_for_row_lock, what="the delivery waiting for the row lock")
         manual_clock.advance(61)
         await holder.rollback()  # the other delivery dies: no outcome recorded
 

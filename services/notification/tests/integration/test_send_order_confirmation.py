@@ -3,7 +3,6 @@ outages and crashes; permanent rejections are failure replies."""
 
 import asyncio
 import uuid
-from datetime import datetime
 from email.message import EmailMessage
 
 import pytest
@@ -28,17 +27,6 @@ def plain_body(message: EmailMessage) -> str:
     part = message.get_body(("plain",))
     assert part is not None
     return str(part.get_content())
-
-
-class Crash(Exception):
-    """Stands for the process dying at that point: nothing after it runs or commits."""
-
-
-class CrashingMailer:
-    """A mailer that dies before anything reaches the server."""
-
-    async def send(self, message: EmailMessage, *, not_after: datetime | None = None) -> None:
-        raise Crash("killed before sending")
 
 
 async def test_a_confirmation_is_delivered_with_its_lines_total_and_order_id(kit) -> None:
@@ -236,8 +224,8 @@ async def test_a_crash_after_the_claim_before_sending_leaves_the_order_to_the_ne
     command = kit.command(unique("ada"))
     order_id = command.payload.order_id
 
-    with pytest.raises(Crash):
-        await kit.deliver(kit.handlers(CrashingMailer()), command)
+    with pytest.raises(kit.Crash):
+        await kit.deliver(kit.handlers(kit.crashing_mailer()), command)
 
     # The claim survived the crash (its own transaction); the inbox row did not, so the record
     # is delivered again rather than taken as done.
@@ -263,9 +251,9 @@ async def test_a_crash_after_sending_before_the_commit_sends_exactly_one_more_wi
     handlers = kit.handlers()
 
     def crash() -> None:
-        raise Crash("killed before commit")
+        raise kit.Crash("killed before commit")
 
-    with pytest.raises(Crash):
+    with pytest.raises(kit.Crash):
         await kit.deliver(handlers, command, before_commit=crash)
     assert len(kit.delivered(message_id_for(order_id))) == 1
     assert await kit.replies() == []
@@ -305,9 +293,9 @@ async def test_a_failed_commit_after_sending_is_retried_without_sending_again(ki
     handlers = kit.handlers()
 
     def database_gone() -> None:
-        raise Crash("connection lost before the commit")
+        raise kit.Crash("connection lost before the commit")
 
-    with pytest.raises(Crash):
+    with pytest.raises(kit.Crash):
         await kit.deliver(handlers, command, before_commit=database_gone)
     assert (await kit.notification(order_id)).status == "sending"
 

@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 import pytest
-from sqlalchemy import func, select, text
 
 from notification.domain.confirmation import message_id_for
 from sagakit.contracts import (
@@ -38,17 +37,6 @@ def voided_failure(reply: object, order_id: uuid.UUID) -> bool:
         and reply.reason == "VOIDED"
         and "voided" in reply.detail
     )
-
-
-class Crash(Exception):
-    """Stands for the process dying at that point: nothing after it runs or commits."""
-
-
-class CrashingMailer:
-    """A mailer that dies before anything reaches the server."""
-
-    async def send(self, message: EmailMessage, *, not_after: datetime | None = None) -> None:
-        raise Crash("killed before sending")
 
 
 async def test_a_void_before_any_send_records_voided_and_replies_voided(kit) -> None:
@@ -193,8 +181,8 @@ async def test_a_void_after_a_crashed_send_is_voided_and_the_redelivered_send_se
 ) -> None:
     command = kit.command(unique("ada"))
     order_id = command.payload.order_id
-    with pytest.raises(Crash):
-        await kit.deliver(kit.handlers(CrashingMailer()), command)
+    with pytest.raises(kit.Crash):
+        await kit.deliver(kit.handlers(kit.crashing_mailer()), command)
     assert (await kit.notification(order_id)).status == "sending"  # claimed, no outcome
 
     handlers = kit.handlers()
@@ -222,9 +210,9 @@ async def test_the_known_window_a_crash_after_smtp_accepted_before_the_commit(ki
     handlers = kit.handlers()
 
     def crash() -> None:
-        raise Crash("killed before commit")
+        raise kit.Crash("killed before commit")
 
-    with pytest.raises(Crash):
+    with pytest.raises(kit.Crash):
         await kit.deliver(handlers, command, before_commit=crash)
     assert len(kit.delivered(message_id_for(order_id))) == 1
 
@@ -248,9 +236,9 @@ async def test_a_void_after_a_failed_commit_in_the_same_process_knows_the_email_
     handlers = kit.handlers()
 
     def database_gone() -> None:
-        raise Crash("connection lost before the commit")
+        raise kit.Crash("connection lost before the commit")
 
-    with pytest.raises(Crash):
+    with pytest.raises(kit.Crash):
         await kit.deliver(handlers, command, before_commit=database_gone)
     assert await kit.deliver(handlers, kit.void(command))
 
@@ -288,20 +276,7 @@ async def test_a_void_waits_for_a_send_in_progress_and_replies_already_sent(kit)
     await asyncio.wait_for(mailer.started.wait(), timeout=10)
     voiding = asyncio.create_task(kit.deliver(handlers, kit.void(command)))
 
-    async def void_waiting_for_the_lock() -> bool:
-        async with kit.sessions() as session:
-            waiting = await session.scalar(
-                select(func.count())
-                .select_from(text("pg_stat_activity"))
-                .where(
-                    text("wait_event_type = 'Lock'"),
-                    text("datname = current_database()"),
-                    text("query LIKE '%notifications%'"),
-                )
-            )
-        return bool(waiting)
-
-    await eventually(void_waiting_for_the_lock, what="the void waiting for the row lock")
+    await eventually(kit.waiting_for_row_lock, what="the void waiting for the row lock")
     mailer.release.set()
     assert await asyncio.gather(sending, voiding) == [True, True]
 
