@@ -29,5 +29,7 @@ OUTBOX_PUBLISHED = Counter(
     "saga_outbox_published_total", "Outbox rows published to Kafka.", ["service"]
 )
 OUTBOX_PENDING = Gauge(
-    "saga_outbox_pending", "Outbox rows seen waiting at the last empty poll.", ["service"]
+    "saga_outbox_pending",
+    "Outbox rows the relay found waiting at its last poll (at most the batch size).",
+    ["service"],
 )

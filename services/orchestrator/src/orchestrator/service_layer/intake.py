@@ -9,7 +9,6 @@ the winner's order.
 from __future__ import annotations
 
 import hashlib
-import uuid
 from dataclasses import dataclass
 
 import orjson
@@ -101,7 +100,3 @@ class OrderIntake:
         saga = await SagaRepository(uow.session).by_order(order.order_id)
         assert saga is not None
         return Placed(order=order, saga=saga, created=False)
-
-
-def new_order_id() -> uuid.UUID:
-    return uuid.uuid4()
