@@ -16,14 +16,15 @@ from inventory.adapters.repository import InventoryRepository
 from inventory.domain.catalog import NewProduct
 from inventory.service_layer import catalog
 from inventory.service_layer.handlers import make_handlers
+from sagakit.consumer import Handler
 from sagakit.contracts import REGISTRY
 from sagakit.db.engine import create_session_factory
-from sagakit.db.unit_of_work import UnitOfWork
-from sagakit.messaging.consumer import Handler
+from sagakit.db.pool import Database
 from sagakit.messaging.envelope import Envelope
 from sagakit.messaging.registry import Message
+from sagakit.outbox.unit_of_work import UnitOfWork
 from sagakit.settings import Topics
-from sagakit.testing.databases import migrated_engine, truncate_all
+from sagakit.testing.databases import migrated_engine, pool_of, truncate_all
 from sagakit.testing.infra import Infra
 
 ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
@@ -49,6 +50,12 @@ async def inventory_sessions(
     """A session factory on clean inventory tables (truncated before each test)."""
     await truncate_all(inventory_engine)
     return create_session_factory(inventory_engine)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def inventory_database(inventory_engine: AsyncEngine) -> AsyncIterator[Database]:
+    async with pool_of(inventory_engine, max_size=25) as database:
+        yield database
 
 
 @pytest.fixture
@@ -115,7 +122,7 @@ Send = Callable[..., Awaitable[Envelope[Message]]]
 
 @pytest.fixture
 def send(
-    inventory_sessions: async_sessionmaker[AsyncSession],
+    inventory_database: Database,
     handlers: dict[str, Handler],
     outbox: Outbox,
 ) -> Send:
@@ -130,7 +137,7 @@ def send(
             order_id=order_id,
             step="reserve_inventory",
         )
-        async with UnitOfWork(inventory_sessions) as uow:
+        async with UnitOfWork(inventory_database) as uow:
             await handlers[payload.message_type](command, uow)
             await uow.commit()
         replies = [reply for reply in await outbox() if reply.causation_id == command.message_id]

@@ -27,15 +27,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from notification.adapters.mailer import Mailer, SmtpMailer
 from notification.adapters.orm import Notification, OutboxMessage
+from notification.service_layer.confirmations import Confirmations
 from notification.service_layer.handlers import make_handlers
+from sagakit.consumer import Handler
 from sagakit.contracts import REGISTRY, PricedLine, SendOrderConfirmation, VoidOrderConfirmation
 from sagakit.db.engine import create_session_factory
-from sagakit.db.unit_of_work import UnitOfWork
-from sagakit.messaging.consumer import Handler
+from sagakit.db.pool import Database
 from sagakit.messaging.envelope import Envelope, utcnow
 from sagakit.messaging.registry import Message
+from sagakit.outbox.unit_of_work import UnitOfWork
 from sagakit.settings import Topics
-from sagakit.testing.databases import migrated_engine, truncate_all
+from sagakit.testing.databases import migrated_engine, pool_of, truncate_all
 from sagakit.testing.infra import Infra
 from sagakit.testing.kafka import unique_name
 from sagakit.testing.processes import free_port
@@ -67,6 +69,12 @@ async def notification_sessions(
     """Sessions on the notification database, its tables emptied before the test."""
     await truncate_all(notification_engine)
     return create_session_factory(notification_engine)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def notification_database(notification_engine: AsyncEngine) -> AsyncIterator[Database]:
+    async with pool_of(notification_engine) as database:
+        yield database
 
 
 # --- the local SMTP server's mail folder ---------------------------------------------------------
@@ -114,6 +122,7 @@ class Kit:
     Crash: ClassVar[type[Crash]] = Crash
 
     sessions: async_sessionmaker[AsyncSession]
+    database: Database
     topics: Topics = field(default_factory=lambda: Topics(unique_name("notif") + "."))
     sender: str = SENDER
 
@@ -168,11 +177,13 @@ class Kit:
     ) -> dict[str, Handler]:
         return make_handlers(
             self.topics,
-            mailer=mailer or self.mailer(clock=clock),
-            session_factory=self.sessions,
-            sender=self.sender,
-            send_margin_s=send_margin_s,
-            clock=clock,
+            Confirmations(
+                mailer=mailer or self.mailer(clock=clock),
+                database=self.database,
+                sender=self.sender,
+                send_margin_s=send_margin_s,
+                clock=clock,
+            ),
         )
 
     @staticmethod
@@ -226,7 +237,7 @@ class Kit:
 
         False for a redelivery (inbox hit). ``before_commit`` may raise to simulate a crash.
         """
-        async with UnitOfWork(self.sessions) as uow:
+        async with UnitOfWork(self.database) as uow:
             if not await uow.record_inbox(envelope, topic="test", partition=0, offset=0):
                 return False
             await handlers[envelope.message_type](envelope, uow)
@@ -257,8 +268,10 @@ class Kit:
 
 
 @pytest.fixture
-def kit(notification_sessions: async_sessionmaker[AsyncSession]) -> Kit:
-    return Kit(notification_sessions)
+def kit(
+    notification_sessions: async_sessionmaker[AsyncSession], notification_database: Database
+) -> Kit:
+    return Kit(notification_sessions, notification_database)
 
 
 @dataclass

@@ -9,7 +9,8 @@ import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sagakit.db.engine import create_session_factory
-from sagakit.testing.databases import migrated_engine, truncate_all
+from sagakit.db.pool import Database
+from sagakit.testing.databases import migrated_engine, pool_of, truncate_all
 
 ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
 
@@ -28,8 +29,14 @@ async def orchestrator_sessions(
     yield create_session_factory(orchestrator_db)
 
 
+@pytest_asyncio.fixture(scope="session")
+async def orchestrator_database(orchestrator_db: AsyncEngine) -> AsyncIterator[Database]:
+    async with pool_of(orchestrator_db) as database:
+        yield database
+
+
 @pytest_asyncio.fixture
-async def harness(orchestrator_sessions):  # type: ignore[no-untyped-def]
+async def harness(orchestrator_sessions, orchestrator_database):  # type: ignore[no-untyped-def]
     from orchestrator.testing import Harness
 
-    return Harness(orchestrator_sessions)
+    return Harness(orchestrator_sessions, orchestrator_database)

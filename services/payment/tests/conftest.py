@@ -16,13 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from payment.adapters.local_gateway import LocalGateway
 from payment.adapters.orm import GatewayCharge, GatewayRefund, OutboxMessage
 from payment.domain.gateway import PaymentGateway
-from payment.service_layer.handlers import make_handlers
+from payment.service_layer.handlers import make_batch_handler, make_handlers
 from sagakit.contracts import REGISTRY, ProcessPayment, RefundPayment
 from sagakit.db.engine import create_session_factory
-from sagakit.db.unit_of_work import UnitOfWork
+from sagakit.db.pool import Database
 from sagakit.messaging.envelope import Envelope
 from sagakit.messaging.registry import Message
-from sagakit.testing.databases import migrated_engine, truncate_all
+from sagakit.outbox.unit_of_work import UnitOfWork
+from sagakit.testing.databases import migrated_engine, pool_of, truncate_all
 from sagakit.testing.infra import Infra
 
 ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
@@ -49,23 +50,38 @@ async def payment_sessions(
     return create_session_factory(payment_engine)
 
 
+@pytest_asyncio.fixture(scope="session")
+async def payment_database(payment_engine: AsyncEngine) -> AsyncIterator[Database]:
+    async with pool_of(payment_engine) as database:
+        yield database
+
+
 @pytest.fixture
-def local_gateway(payment_sessions: async_sessionmaker[AsyncSession]) -> LocalGateway:
-    return LocalGateway(payment_sessions)
+def local_gateway(
+    payment_sessions: async_sessionmaker[AsyncSession], payment_database: Database
+) -> LocalGateway:
+    return LocalGateway(payment_database)
 
 
 class Harness:
     """Delivers envelopes to the real handlers as the consumer does (inbox row, handler, commit
     in one unit of work) and reads what they replied and what the gateway recorded."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], gateway: PaymentGateway) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        database: Database,
+        gateway: PaymentGateway,
+    ) -> None:
         self.sessions = sessions
+        self.database = database
+        self.gateway = gateway
         self.handlers = make_handlers(reply_topic=REPLY_TOPIC, gateway=gateway)
         self._offset = 0
 
     async def deliver(self, envelope: Envelope[Any]) -> bool:
         """False when the inbox already knew the message id (a redelivery)."""
-        async with UnitOfWork(self.sessions) as uow:
+        async with UnitOfWork(self.database) as uow:
             self._offset += 1
             fresh = await uow.record_inbox(envelope, topic="t", partition=0, offset=self._offset)
             if fresh:
@@ -73,10 +89,17 @@ class Harness:
             await uow.commit()
         return fresh
 
+    async def deliver_batch(self, envelopes: list[Envelope[Any]]) -> None:
+        """Several commands in one transaction, as the consumer hands a partition batch over."""
+        batch = make_batch_handler(reply_topic=REPLY_TOPIC, gateway=self.gateway)
+        async with UnitOfWork(self.database) as uow:
+            await batch(envelopes, uow)
+            await uow.commit()
+
     async def deliver_then_crash(self, envelope: Envelope[Any]) -> None:
         """The handler runs (and calls the gateway), then the process dies before the commit:
         the inbox row, the records and the reply all roll back. Raises ``RuntimeError``."""
-        async with UnitOfWork(self.sessions) as uow:
+        async with UnitOfWork(self.database) as uow:
             await uow.record_inbox(envelope, topic="t", partition=0, offset=0)
             await self.handlers[envelope.message_type](envelope, uow)
             raise RuntimeError("simulated crash before commit")
@@ -114,17 +137,19 @@ class Harness:
 
 @pytest.fixture
 def harness(
-    payment_sessions: async_sessionmaker[AsyncSession], local_gateway: LocalGateway
+    payment_sessions: async_sessionmaker[AsyncSession],
+    payment_database: Database,
+    local_gateway: LocalGateway,
 ) -> Harness:
-    return Harness(payment_sessions, local_gateway)
+    return Harness(payment_sessions, payment_database, local_gateway)
 
 
 @pytest.fixture
 def harness_for(
-    payment_sessions: async_sessionmaker[AsyncSession],
+    payment_sessions: async_sessionmaker[AsyncSession], payment_database: Database
 ) -> Callable[[PaymentGateway], Harness]:
     """A harness over another gateway (Stripe)."""
-    return lambda gateway: Harness(payment_sessions, gateway)
+    return lambda gateway: Harness(payment_sessions, payment_database, gateway)
 
 
 class Commands:
@@ -162,3 +187,9 @@ class Commands:
 @pytest.fixture
 def saga() -> Commands:
     return Commands()
+
+
+@pytest.fixture
+def saga_factory() -> Callable[[], Commands]:
+    """Commands of a new saga at each call (several orders in one test)."""
+    return Commands

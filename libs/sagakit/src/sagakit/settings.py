@@ -71,9 +71,11 @@ class ServiceSettings(BaseSettings):
 
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
 
-    # Enough for every partition in flight plus the side sessions (claims, gateway records),
-    # so connections are reused rather than opened per message.
+    # Connections of the hot path (asyncpg): one per partition handled at once, plus the side
+    # transactions (claims, gateway records, the scheduler, intake), reused, never per message.
     db_pool_size: int = Field(default=16, validation_alias="DB_POOL_SIZE")
+    # Connections of the cold paths (SQLAlchemy: HTTP reads, admin, catalog).
+    db_cold_pool_size: int = Field(default=4, validation_alias="DB_COLD_POOL_SIZE")
 
     # Retriable errors (database or broker down) are retried with capped exponential backoff.
     retry_backoff_base_s: float = Field(default=0.1, validation_alias="RETRY_BACKOFF_BASE_S")

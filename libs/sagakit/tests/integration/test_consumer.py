@@ -6,10 +6,10 @@ import orjson
 import pytest
 from sqlalchemy import text
 
-from sagakit.db.unit_of_work import UnitOfWork
+from sagakit.consumer import DLQ
 from sagakit.errors import DatabaseUnavailable
-from sagakit.messaging.consumer import DLQ
 from sagakit.messaging.envelope import Envelope, H
+from sagakit.outbox.unit_of_work import UnitOfWork
 from sagakit.testing.kafka import read_topic
 from sagakit.testing.messages import DoThing
 from sagakit.testing.runners import running_consumer, running_producer
@@ -37,9 +37,8 @@ async def effects(session_factory):
 
 
 async def record_effect(envelope: Envelope[DoThing], uow: UnitOfWork) -> None:
-    await uow.session.execute(
-        text("INSERT INTO test_effects VALUES (:id, :name)"),
-        {"id": envelope.message_id, "name": envelope.payload.name},
+    await uow.conn.execute(
+        "INSERT INTO test_effects VALUES ($1, $2)", envelope.message_id, envelope.payload.name
     )
 
 
@@ -55,7 +54,7 @@ def headers_of(envelope: Envelope[DoThing], **replace: bytes | None) -> list[tup
 
 
 async def test_poison_goes_to_the_dlq_with_its_reason_and_the_next_record_is_processed(
-    kafka_bootstrap, new_topic, session_factory, effects
+    kafka_bootstrap, new_topic, session_factory, database, effects
 ) -> None:
     topic = await new_topic(partitions=1)  # one partition: the good record is behind the poison
     saga = uuid.uuid4()
@@ -73,9 +72,7 @@ async def test_poison_goes_to_the_dlq_with_its_reason_and_the_next_record_is_pro
     ]
     async with (
         running_producer(kafka_bootstrap) as producer,
-        running_consumer(
-            kafka_bootstrap, topic, {"DoThing": record_effect}, session_factory, producer
-        ),
+        running_consumer(kafka_bootstrap, topic, {"DoThing": record_effect}, database, producer),
     ):
         for _, headers, value in poison:
             await producer.send_raw(topic, key=str(saga).encode(), value=value, headers=headers)
@@ -96,7 +93,7 @@ async def test_poison_goes_to_the_dlq_with_its_reason_and_the_next_record_is_pro
 
 
 async def test_a_redelivered_message_has_no_second_effect(
-    kafka_bootstrap, new_topic, session_factory, effects
+    kafka_bootstrap, new_topic, session_factory, database, effects
 ) -> None:
     topic = await new_topic()
     message = Envelope(payload=DoThing(name="once", amount=1), saga_id=uuid.uuid4())
@@ -104,7 +101,7 @@ async def test_a_redelivered_message_has_no_second_effect(
     async with (
         running_producer(kafka_bootstrap) as producer,
         running_consumer(
-            kafka_bootstrap, topic, {"DoThing": record_effect}, session_factory, producer
+            kafka_bootstrap, topic, {"DoThing": record_effect}, database, producer
         ) as consumer,
     ):
         for _ in range(3):  # the same message id three times, as a redelivery would
@@ -117,7 +114,7 @@ async def test_a_redelivered_message_has_no_second_effect(
 
 
 async def test_a_retriable_error_is_retried_without_skipping_the_record(
-    kafka_bootstrap, new_topic, session_factory, effects
+    kafka_bootstrap, new_topic, session_factory, database, effects
 ) -> None:
     topic = await new_topic(partitions=1)
     failures = {"left": 3}
@@ -133,7 +130,7 @@ async def test_a_retriable_error_is_retried_without_skipping_the_record(
     second = Envelope(payload=DoThing(name="second", amount=1), saga_id=saga)
     async with (
         running_producer(kafka_bootstrap) as producer,
-        running_consumer(kafka_bootstrap, topic, {"DoThing": flaky}, session_factory, producer),
+        running_consumer(kafka_bootstrap, topic, {"DoThing": flaky}, database, producer),
     ):
         await producer.publish(topic, first)
         await producer.publish(topic, second)
@@ -145,7 +142,7 @@ async def test_a_retriable_error_is_retried_without_skipping_the_record(
 
 
 async def test_a_handler_that_keeps_failing_is_dead_lettered_and_the_partition_moves_on(
-    kafka_bootstrap, new_topic, session_factory, effects
+    kafka_bootstrap, new_topic, session_factory, database, effects
 ) -> None:
     topic = await new_topic(partitions=1)
 
@@ -161,7 +158,7 @@ async def test_a_handler_that_keeps_failing_is_dead_lettered_and_the_partition_m
             kafka_bootstrap,
             topic,
             {"DoThing": buggy},
-            session_factory,
+            database,
             producer,
             handler_max_attempts=3,
         ),
@@ -177,7 +174,7 @@ async def test_a_handler_that_keeps_failing_is_dead_lettered_and_the_partition_m
 
 
 async def test_offsets_are_committed_so_a_new_consumer_starts_after_the_done_work(
-    kafka_bootstrap, new_topic, session_factory, effects
+    kafka_bootstrap, new_topic, session_factory, database, effects
 ) -> None:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -185,7 +182,7 @@ async def test_offsets_are_committed_so_a_new_consumer_starts_after_the_done_wor
     async with (
         running_producer(kafka_bootstrap) as producer,
         running_consumer(
-            kafka_bootstrap, topic, {"DoThing": record_effect}, session_factory, producer
+            kafka_bootstrap, topic, {"DoThing": record_effect}, database, producer
         ) as consumer,
     ):
         for i in range(5):

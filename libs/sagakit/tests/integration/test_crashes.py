@@ -16,11 +16,11 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 from sqlalchemy import text
 
-from sagakit.db.unit_of_work import UnitOfWork
+from sagakit.consumer import Consumer
 from sagakit.errors import BrokerUnavailable
-from sagakit.messaging.consumer import Consumer
 from sagakit.messaging.envelope import Envelope, Headers
 from sagakit.messaging.producer import Producer
+from sagakit.outbox.unit_of_work import UnitOfWork
 from sagakit.testing.kafka import read_topic
 from sagakit.testing.messages import DoThing
 from sagakit.testing.runners import running_consumer, running_producer, running_relay
@@ -47,9 +47,8 @@ async def effects(session_factory):  # type: ignore[no-untyped-def]
 
 
 async def record_effect(envelope: Envelope[DoThing], uow: UnitOfWork) -> None:
-    await uow.session.execute(
-        text("INSERT INTO crash_effects VALUES (:id, :name)"),
-        {"id": envelope.message_id, "name": envelope.payload.name},
+    await uow.conn.execute(
+        "INSERT INTO crash_effects VALUES ($1, $2)", envelope.message_id, envelope.payload.name
     )
 
 
@@ -59,13 +58,13 @@ async def outbox_rows(session_factory) -> int:  # type: ignore[no-untyped-def]
 
 
 async def test_a_crash_after_the_commit_and_before_the_publish_loses_nothing(
-    kafka_bootstrap, new_topic, session_factory, sagatest_url
+    kafka_bootstrap, new_topic, session_factory, database, sagatest_url
 ) -> None:
     topic = await new_topic()
     sent = [
         Envelope(payload=DoThing(name=f"m{i}", amount=i), saga_id=uuid.uuid4()) for i in range(3)
     ]
-    async with UnitOfWork(session_factory) as uow:
+    async with UnitOfWork(database) as uow:
         for envelope in sent:
             uow.emit(topic, envelope)
         await uow.commit()
@@ -97,13 +96,13 @@ class AcknowledgedThenCrashed(Producer):
 
 
 async def test_a_crash_after_the_publish_and_before_the_delete_doubles_nothing(
-    kafka_bootstrap, new_topic, session_factory, sagatest_url, effects
+    kafka_bootstrap, new_topic, session_factory, database, sagatest_url, effects
 ) -> None:
     topic = await new_topic()
     sent = [
         Envelope(payload=DoThing(name=f"m{i}", amount=i), saga_id=uuid.uuid4()) for i in range(3)
     ]
-    async with UnitOfWork(session_factory) as uow:
+    async with UnitOfWork(database) as uow:
         for envelope in sent:
             uow.emit(topic, envelope)
         await uow.commit()
@@ -115,7 +114,7 @@ async def test_a_crash_after_the_publish_and_before_the_delete_doubles_nothing(
         records = await read_topic(kafka_bootstrap, topic, expected=7, timeout=3)
         assert len(records) == 6  # every message twice: at least once, as designed
         async with running_consumer(
-            kafka_bootstrap, topic, {"DoThing": record_effect}, session_factory, real
+            kafka_bootstrap, topic, {"DoThing": record_effect}, database, real
         ) as consumer:
             await eventually(lambda: _processed(consumer, 6), what="all six consumed")
     assert await effects() == ["m0", "m1", "m2"]  # ...and effectively once
@@ -129,7 +128,7 @@ class CrashBeforeOffsetCommit(Consumer):
 
 
 async def test_a_crash_after_the_commit_and_before_the_offset_commit_doubles_nothing(
-    kafka_bootstrap, new_topic, session_factory, effects
+    kafka_bootstrap, new_topic, session_factory, database, effects
 ) -> None:
     from sagakit.testing.messages import registry
 
@@ -148,7 +147,7 @@ async def test_a_crash_after_the_commit_and_before_the_offset_commit_doubles_not
                 topics=[topic],
                 registry=registry,
                 handlers={"DoThing": record_effect},
-                uow_factory=lambda: UnitOfWork(session_factory),
+                uow_factory=lambda: UnitOfWork(database),
                 producer=producer,
             )
 

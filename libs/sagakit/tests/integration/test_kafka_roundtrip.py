@@ -4,8 +4,8 @@ import uuid
 
 import pytest
 
-from sagakit.db.unit_of_work import UnitOfWork
 from sagakit.messaging.envelope import Envelope
+from sagakit.outbox.unit_of_work import UnitOfWork
 from sagakit.testing.kafka import read_topic
 from sagakit.testing.messages import DoThing
 from sagakit.testing.runners import running_consumer, running_producer
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_produce_consume_round_trip_keeps_every_header(
-    kafka_bootstrap, new_topic, session_factory
+    kafka_bootstrap, new_topic, session_factory, database
 ) -> None:
     topic = await new_topic()
     sent = Envelope(
@@ -32,7 +32,7 @@ async def test_produce_consume_round_trip_keeps_every_header(
 
     async with (
         running_producer(kafka_bootstrap) as producer,
-        running_consumer(kafka_bootstrap, topic, {"DoThing": handle}, session_factory, producer),
+        running_consumer(kafka_bootstrap, topic, {"DoThing": handle}, database, producer),
     ):
         await producer.publish(topic, sent)
         await eventually(lambda: _some(received), what="the message")

@@ -7,9 +7,9 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
-from sagakit.db.models import OutboxMessage
-from sagakit.db.unit_of_work import UnitOfWork
 from sagakit.messaging.envelope import Envelope
+from sagakit.outbox.tables import OutboxMessage
+from sagakit.outbox.unit_of_work import UnitOfWork
 from sagakit.testing.kafka import read_topic
 from sagakit.testing.messages import DoThing
 from sagakit.testing.runners import running_producer, running_relay
@@ -26,7 +26,7 @@ async def pending(session_factory) -> int:  # type: ignore[no-untyped-def]
 
 
 async def test_a_rolled_back_transaction_publishes_nothing_and_a_committed_one_exactly_its_rows(
-    kafka_bootstrap, new_topic, session_factory, sagatest_url
+    kafka_bootstrap, new_topic, session_factory, database, sagatest_url
 ) -> None:
     topic = await new_topic()
     saga = uuid.uuid4()
@@ -35,20 +35,20 @@ async def test_a_rolled_back_transaction_publishes_nothing_and_a_committed_one_e
     ]
     committed = [Envelope(payload=DoThing(name=f"ok{i}", amount=i), saga_id=saga) for i in range(5)]
 
-    async with UnitOfWork(session_factory) as uow:
+    async with UnitOfWork(database) as uow:
         for env in rolled_back:
             uow.emit(topic, env)
         # leaving without commit() rolls back
 
     async def fail_before_commit() -> None:
-        async with UnitOfWork(session_factory) as uow:
+        async with UnitOfWork(database) as uow:
             for env in rolled_back:
                 uow.emit(topic, env)
             raise RuntimeError("handler failed before commit")
 
     with pytest.raises(RuntimeError):
         await fail_before_commit()
-    async with UnitOfWork(session_factory) as uow:
+    async with UnitOfWork(database) as uow:
         for env in committed:
             uow.emit(topic, env)
         await uow.commit()
@@ -63,7 +63,7 @@ async def test_a_rolled_back_transaction_publishes_nothing_and_a_committed_one_e
 
 
 async def test_the_relay_publishes_within_milliseconds_of_the_commit(
-    kafka_bootstrap, new_topic, session_factory, sagatest_url
+    kafka_bootstrap, new_topic, session_factory, database, sagatest_url
 ) -> None:
     """NOTIFY wakes the relay: with a 5 s safety poll, delivery must not wait for the poll."""
     topic = await new_topic()
@@ -74,7 +74,7 @@ async def test_the_relay_publishes_within_milliseconds_of_the_commit(
         await eventually(lambda: _true(relay.is_leader), what="relay leadership")
         await asyncio.sleep(0.2)  # let the relay settle into its wait
         started = time.perf_counter()
-        async with UnitOfWork(session_factory) as uow:
+        async with UnitOfWork(database) as uow:
             uow.emit(topic, Envelope(payload=DoThing(name="fast", amount=1), saga_id=uuid.uuid4()))
             await uow.commit()
         await eventually(lambda: _zero(session_factory), interval=0.005, what="published")
@@ -84,7 +84,7 @@ async def test_the_relay_publishes_within_milliseconds_of_the_commit(
 
 
 async def test_only_one_relay_publishes_while_several_run(
-    kafka_bootstrap, new_topic, session_factory, sagatest_url
+    kafka_bootstrap, new_topic, session_factory, database, sagatest_url
 ) -> None:
     topic = await new_topic()
     async with (
@@ -95,7 +95,7 @@ async def test_only_one_relay_publishes_while_several_run(
         await eventually(lambda: _true(first.is_leader or second.is_leader), what="a leader")
         await asyncio.sleep(0.5)
         assert first.is_leader != second.is_leader
-        async with UnitOfWork(session_factory) as uow:
+        async with UnitOfWork(database) as uow:
             for i in range(20):
                 uow.emit(
                     topic,
@@ -109,7 +109,7 @@ async def test_only_one_relay_publishes_while_several_run(
         # The leader goes away: the standby takes over and publishes what comes next.
         leader.stop()
         await eventually(lambda: _true(standby.is_leader), timeout=10, what="failover")
-        async with UnitOfWork(session_factory) as uow:
+        async with UnitOfWork(database) as uow:
             uow.emit(topic, Envelope(payload=DoThing(name="after", amount=0), saga_id=uuid.uuid4()))
             await uow.commit()
         await eventually(lambda: _zero(session_factory), what="drained after failover")

@@ -4,7 +4,7 @@ Revision ID: 0001
 Revises:
 """
 
-from sagakit.db.outbox_inbox_ddl import create_outbox_and_inbox, drop_outbox_and_inbox
+from sagakit.outbox.ddl import create_outbox_and_inbox, drop_outbox_and_inbox
 
 revision = "0001"
 down_revision = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from inventory.entrypoints.http import catalog_router
-from inventory.service_layer.handlers import REGISTRY, make_handlers
+from inventory.service_layer.handlers import COMMANDS, REGISTRY, make_batch_handler
 from inventory.settings import Settings
 from sagakit.runtime import Service, build_service
 
@@ -15,6 +15,6 @@ def bootstrap(settings: Settings | None = None) -> Service:
         registry=REGISTRY,
         topics=[settings.topics.commands("inventory")],
     )
-    service.consumer.handle(make_handlers(settings.topics))
+    service.consumer.handle_batches(COMMANDS, make_batch_handler(settings.topics))
     service.app.include_router(catalog_router(service.session_factory))
     return service

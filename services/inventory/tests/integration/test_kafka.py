@@ -32,7 +32,13 @@ async def topics(kafka_bootstrap) -> Topics:
 
 
 async def test_commands_over_kafka_reply_on_the_replies_topic_once_per_command(
-    kafka_bootstrap, topics, inventory_sessions, inventory_url, add_products, stock_of
+    kafka_bootstrap,
+    topics,
+    inventory_sessions,
+    inventory_database,
+    inventory_url,
+    add_products,
+    stock_of,
 ) -> None:
     await add_products(("widget", 1999, "USD", 10))
     order_id, saga_id = uuid.uuid4(), uuid.uuid4()
@@ -61,7 +67,7 @@ async def test_commands_over_kafka_reply_on_the_replies_topic_once_per_command(
             kafka_bootstrap,
             commands,
             make_handlers(topics),
-            inventory_sessions,
+            inventory_database,
             producer,
             registry=REGISTRY,
         ),

@@ -3,8 +3,8 @@
 import uuid
 
 import pytest
+from asyncpg.exceptions import CheckViolationError
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
 
 from inventory.adapters.orm import Reservation
 from sagakit.contracts import (
@@ -14,8 +14,8 @@ from sagakit.contracts import (
     RequestedItem,
     ReserveInventory,
 )
-from sagakit.db.unit_of_work import UnitOfWork
 from sagakit.messaging.envelope import Envelope
+from sagakit.outbox.unit_of_work import UnitOfWork
 
 pytestmark = pytest.mark.integration
 
@@ -94,7 +94,7 @@ async def test_releasing_an_order_never_reserved_succeeds_and_leaves_a_tombstone
 
 
 async def test_a_release_that_would_drive_reserved_negative_is_stopped_by_the_database(
-    catalog, send, stock_of, inventory_sessions, handlers
+    catalog, send, stock_of, inventory_sessions, handlers, inventory_database
 ) -> None:
     """Stock cannot go negative even under a bug: here, a corrupted reserved count."""
     order_id = uuid.uuid4()
@@ -111,11 +111,11 @@ async def test_a_release_that_would_drive_reserved_negative_is_stopped_by_the_da
     command = Envelope(payload=ReleaseInventory(order_id=order_id), order_id=order_id)
 
     async def release_in_one_transaction() -> None:
-        async with UnitOfWork(inventory_sessions) as uow:
+        async with UnitOfWork(inventory_database) as uow:
             await handlers["ReleaseInventory"](command, uow)
             await uow.commit()
 
-    with pytest.raises(IntegrityError, match="ck_products_reserved_not_negative"):
+    with pytest.raises(CheckViolationError, match="ck_products_reserved_not_negative"):
         await release_in_one_transaction()
     # Nothing of the failed release was kept: the consumer would retry or dead-letter it.
     assert await stock_of("gadget") == (3, 2)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from notification.adapters.mailer import SmtpMailer
-from notification.service_layer.handlers import REGISTRY, make_handlers
+from notification.service_layer.confirmations import Confirmations
+from notification.service_layer.handlers import COMMANDS, REGISTRY, make_batch_handler
 from notification.settings import Settings
 from sagakit.runtime import Service, build_service
 
@@ -21,13 +22,11 @@ def bootstrap(settings: Settings | None = None) -> Service:
         timeout_s=settings.smtp_timeout_s,
         max_attempts=settings.smtp_max_attempts,
     )
-    service.consumer.handle(
-        make_handlers(
-            settings.topics,
-            mailer=mailer,
-            session_factory=service.session_factory,
-            sender=settings.smtp_from,
-            send_margin_s=settings.smtp_timeout_s,
-        )
+    confirmations = Confirmations(
+        mailer=mailer,
+        database=service.database,
+        sender=settings.smtp_from,
+        send_margin_s=settings.smtp_timeout_s,
     )
+    service.consumer.handle_batches(COMMANDS, make_batch_handler(settings.topics, confirmations))
     return service

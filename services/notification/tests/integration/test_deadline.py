@@ -199,7 +199,7 @@ async def test_through_the_consumer_an_outage_past_the_deadline_ends_in_one_expi
     async with (
         running_producer(kafka_bootstrap) as producer,
         running_consumer(
-            kafka_bootstrap, topic, handlers, kit.sessions, producer, registry=REGISTRY
+            kafka_bootstrap, topic, handlers, kit.database, producer, registry=REGISTRY
         ) as consumer,
     ):
         await producer.publish(topic, command)

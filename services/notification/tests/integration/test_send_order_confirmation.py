@@ -91,7 +91,7 @@ async def test_a_duplicate_delivery_through_the_consumer_sends_one_email(
     async with (
         running_producer(kafka_bootstrap) as producer,
         running_consumer(
-            kafka_bootstrap, topic, kit.handlers(), kit.sessions, producer, registry=REGISTRY
+            kafka_bootstrap, topic, kit.handlers(), kit.database, producer, registry=REGISTRY
         ) as consumer,
     ):
         await producer.publish(topic, command)
@@ -192,7 +192,7 @@ async def test_the_consumer_keeps_retrying_while_the_server_is_down_and_sends_on
     async with (
         running_producer(kafka_bootstrap) as producer,
         running_consumer(
-            kafka_bootstrap, topic, handlers, kit.sessions, producer, registry=REGISTRY
+            kafka_bootstrap, topic, handlers, kit.database, producer, registry=REGISTRY
         ) as consumer,
     ):
         await producer.publish(topic, command)

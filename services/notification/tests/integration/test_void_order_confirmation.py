@@ -301,7 +301,7 @@ async def test_through_the_consumer_send_then_void_of_one_saga_sends_once_and_sa
     async with (
         running_producer(kafka_bootstrap) as producer,
         running_consumer(
-            kafka_bootstrap, topic, kit.handlers(), kit.sessions, producer, registry=REGISTRY
+            kafka_bootstrap, topic, kit.handlers(), kit.database, producer, registry=REGISTRY
         ) as consumer,
     ):
         await producer.publish(topic, command)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from orchestrator.adapters.orm import Order, Saga
 from orchestrator.adapters.redis_features import RedisFeatures
+from orchestrator.domain.engine import RetryPolicy, SagaEngine
 from orchestrator.domain.order_workflow import ORDER_WORKFLOW, order_workflow
 from orchestrator.domain.workflow import WorkflowRegistry
 from orchestrator.entrypoints import api
-from orchestrator.service_layer.engine import RetryPolicy, SagaEngine
-from orchestrator.service_layer.handlers import make_handlers
-from orchestrator.service_layer.intake import OrderIntake
+from orchestrator.service_layer.handlers import install_handlers
+from orchestrator.service_layer.intake import IntakeQueue, OrderIntake
+from orchestrator.service_layer.sagas import SagaService, StatusChange
 from orchestrator.service_layer.scheduler import Scheduler
 from orchestrator.settings import Settings
 from sagakit.contracts import REGISTRY
@@ -48,15 +49,16 @@ def bootstrap(
         prefix=settings.kafka_topic_prefix,
     )
 
-    async def push_status(order: Order, saga: Saga) -> None:
-        body: dict[str, Any] = {
-            "order_id": str(order.order_id),
-            "status": order.status,
-            "saga_id": str(saga.saga_id),
-            "saga_status": saga.status,
-            "total": order.total,
-        }
-        await redis.publish_status(str(order.order_id), body)
+    async def push_status(changes: Sequence[StatusChange]) -> None:
+        for change in changes:
+            body: dict[str, Any] = {
+                "order_id": str(change.order_id),
+                "status": change.order_status,
+                "saga_id": str(change.saga_id),
+                "saga_status": change.saga_status,
+                "total": change.total,
+            }
+            await redis.publish_status(str(change.order_id), body)
 
     engine = SagaEngine(
         workflows,
@@ -66,12 +68,12 @@ def bootstrap(
             cap_s=settings.compensation_retry_cap_s,
             max_attempts=settings.compensation_max_attempts,
         ),
-        on_status_change=push_status,
     )
-    intake = OrderIntake(engine, workflows.latest(workflow_name))
-    service.consumer.handle(make_handlers(engine, intake, registry))
+    sagas = SagaService(engine, on_status_change=push_status)
+    intake = OrderIntake(sagas, workflows.latest(workflow_name))
+    install_handlers(service.consumer, sagas, intake, registry)
     scheduler = Scheduler(
-        engine,
+        sagas,
         service.uow,
         poll_interval_s=settings.scheduler_poll_interval_s,
         batch_size=settings.scheduler_batch_size,
@@ -82,8 +84,9 @@ def bootstrap(
         service.app,
         api.ApiContext(
             uow=service.uow,
-            intake=intake,
-            engine=engine,
+            sessions=service.session_factory,
+            intake=IntakeQueue(intake, service.uow),
+            sagas=sagas,
             redis=redis,
             admin_token=settings.admin_token,
         ),

@@ -12,16 +12,18 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orchestrator.adapters.orm import Order, Saga, SagaEvent
+from orchestrator.domain.engine import RetryPolicy, SagaEngine
 from orchestrator.domain.order_workflow import order_workflow
 from orchestrator.domain.workflow import WorkflowDefinition, WorkflowRegistry
-from orchestrator.service_layer.engine import RetryPolicy, SagaEngine
 from orchestrator.service_layer.intake import OrderIntake, Placed
+from orchestrator.service_layer.sagas import SagaService
 from orchestrator.service_layer.scheduler import Scheduler
 from sagakit.contracts import REGISTRY, OrderItem, PlaceOrder
-from sagakit.db.models import OutboxMessage
-from sagakit.db.unit_of_work import UnitOfWork
+from sagakit.db.pool import Database
 from sagakit.messaging.envelope import Envelope
 from sagakit.messaging.registry import Message, MessageRegistry
+from sagakit.outbox.tables import OutboxMessage
+from sagakit.outbox.unit_of_work import UnitOfWork
 from sagakit.settings import Topics
 
 
@@ -47,6 +49,7 @@ class Harness:
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
+        database: Database,
         *,
         workflows: WorkflowRegistry | None = None,
         workflow: str = "order",
@@ -54,6 +57,7 @@ class Harness:
         registry: MessageRegistry = REGISTRY,
     ) -> None:
         self.sessions = sessions
+        self.database = database
         self.clock = FakeClock()
         self.registry = registry
         if workflows is None:
@@ -64,16 +68,16 @@ class Harness:
             workflows,
             Topics(),
             retry=retry or RetryPolicy(base_s=1.0, cap_s=8.0, max_attempts=3),
-            clock=self.clock,
         )
-        self.intake = OrderIntake(self.engine, workflows.latest(workflow))
-        self.scheduler = Scheduler(self.engine, self.uow)
+        self.sagas = SagaService(self.engine, clock=self.clock)
+        self.intake = OrderIntake(self.sagas, workflows.latest(workflow))
+        self.scheduler = Scheduler(self.sagas, self.uow)
 
     def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.sessions)
+        return UnitOfWork(self.database)
 
     def use(self, definition: WorkflowDefinition) -> None:
-        self.intake = OrderIntake(self.engine, definition)
+        self.intake = OrderIntake(self.sagas, definition)
 
     async def place(self, payment_method: str = "pm_card_visa", **changes: Any) -> Placed:
         request = PlaceOrder(
@@ -127,7 +131,7 @@ class Harness:
 
     async def deliver(self, envelope: Envelope[Any]) -> None:
         async with self.uow() as uow:
-            await self.engine.on_reply(uow, envelope)
+            await self.sagas.on_replies([envelope], uow)
             await uow.commit()
 
     async def saga(self, saga_id: uuid.UUID) -> Saga:

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from orchestrator.adapters.orm import Order, Saga
 from orchestrator.bootstrap import bootstrap
 from orchestrator.settings import Settings
-from sagakit.db.models import OutboxMessage
+from sagakit.outbox.tables import OutboxMessage
 from sagakit.testing.kafka import unique_name
 
 pytestmark = pytest.mark.integration

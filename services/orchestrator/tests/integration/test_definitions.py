@@ -88,12 +88,13 @@ def with_shipping() -> WorkflowDefinition:
 
 
 @pytest.fixture
-def shipping_harness(orchestrator_sessions):  # type: ignore[no-untyped-def]
+def shipping_harness(orchestrator_sessions, orchestrator_database):  # type: ignore[no-untyped-def]
     workflows = WorkflowRegistry()
     workflows.register(order_workflow(step_timeout_s=10))
     workflows.register(with_shipping())
     return Harness(
         orchestrator_sessions,
+        orchestrator_database,
         workflows=workflows,
         workflow="order_with_shipping",
         registry=SHIPPING,
@@ -144,11 +145,13 @@ async def test_the_extra_step_is_compensated_in_reverse_order(shipping_harness) 
     assert (await h.saga(saga_id)).status == SagaStatus.COMPENSATED
 
 
-async def test_a_saga_finishes_on_the_version_it_started_with(orchestrator_sessions) -> None:
+async def test_a_saga_finishes_on_the_version_it_started_with(
+    orchestrator_sessions, orchestrator_database
+) -> None:
     v1 = order_workflow(step_timeout_s=10)
     workflows = WorkflowRegistry()
     workflows.register(v1)
-    h = Harness(orchestrator_sessions, workflows=workflows)
+    h = Harness(orchestrator_sessions, orchestrator_database, workflows=workflows)
     placed = await h.place()
     saga_id, order_id = placed.saga.saga_id, placed.order.order_id
 

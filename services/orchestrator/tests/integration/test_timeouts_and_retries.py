@@ -68,7 +68,9 @@ async def test_the_deadline_survives_a_restart_of_the_orchestrator(harness) -> N
     from orchestrator.testing import Harness
 
     placed = await harness.place()
-    restarted = Harness(harness.sessions)  # a new engine and scheduler: nothing in memory
+    restarted = Harness(
+        harness.sessions, harness.database
+    )  # a new engine and scheduler: nothing in memory
     restarted.clock.now = harness.clock.now
     restarted.clock.advance(30)
     assert await restarted.scheduler.tick() == 1
@@ -139,7 +141,7 @@ async def test_an_operator_retry_resumes_the_compensation(harness) -> None:
     saga_id, order_id = placed.saga.saga_id, placed.order.order_id
     await fail_refunds_until_exhausted(harness, saga_id, order_id)
     async with harness.uow() as uow:
-        await harness.engine.retry_by_operator(uow, saga_id, who="test operator")
+        await harness.sagas.retry_by_operator(uow, saga_id, who="test operator")
         await uow.commit()
     assert await harness.scheduler.tick() == 1
     await harness.reply(saga_id, PaymentRefunded(order_id=order_id, refund_id="re_1", amount=3998))
@@ -151,18 +153,18 @@ async def test_an_operator_retry_resumes_the_compensation(harness) -> None:
 
 
 async def test_only_compensation_failed_sagas_can_be_retried_by_an_operator(harness) -> None:
-    from orchestrator.service_layer.engine import SagaNotRetriable
+    from orchestrator.domain.engine import SagaNotRetriable
 
     placed = await harness.place()
     async with harness.uow() as uow:
         with pytest.raises(SagaNotRetriable):
-            await harness.engine.retry_by_operator(uow, placed.saga.saga_id, who="test")
+            await harness.sagas.retry_by_operator(uow, placed.saga.saga_id, who="test")
 
 
 async def test_two_scheduler_replicas_never_handle_the_same_saga_twice(harness) -> None:
     sagas = [(await harness.place()).saga.saga_id for _ in range(30)]
     harness.clock.advance(60)
-    replicas = [Scheduler(harness.engine, harness.uow, batch_size=100) for _ in range(3)]
+    replicas = [Scheduler(harness.sagas, harness.uow, batch_size=100) for _ in range(3)]
     moved = await asyncio.gather(*(r.tick() for r in replicas))
     assert sum(moved) == 30
     for saga_id in sagas:

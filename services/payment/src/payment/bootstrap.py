@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from payment.adapters.local_gateway import LocalGateway
 from payment.adapters.stripe_gateway import StripeGateway
 from payment.domain.gateway import PaymentGateway
-from payment.service_layer.handlers import REGISTRY, make_handlers
+from payment.service_layer.handlers import COMMANDS, REGISTRY, make_batch_handler
 from payment.settings import Settings
+from sagakit.db.pool import Database
 from sagakit.runtime import Service, build_service
 
 
@@ -19,23 +18,22 @@ def bootstrap(settings: Settings | None = None) -> Service:
         registry=REGISTRY,
         topics=[settings.topics.commands("payment")],
     )
-    gateway = build_gateway(settings, service.session_factory)
+    gateway = build_gateway(settings, service.database)
     if isinstance(gateway, StripeGateway):
         service.closers.append(gateway.close)  # its HTTP connection pool
-    service.consumer.handle(
-        make_handlers(reply_topic=settings.topics.replies("payment"), gateway=gateway)
+    service.consumer.handle_batches(
+        COMMANDS,
+        make_batch_handler(reply_topic=settings.topics.replies("payment"), gateway=gateway),
     )
     return service
 
 
-def build_gateway(
-    settings: Settings, session_factory: async_sessionmaker[AsyncSession]
-) -> PaymentGateway:
+def build_gateway(settings: Settings, database: Database) -> PaymentGateway:
     if settings.payment_gateway == "stripe":
         return StripeGateway(
             api_key=settings.stripe_api_key,
             api_base=settings.stripe_api_base,
             timeout_s=settings.payment_gateway_timeout_s,
         )
-    # The local gateway commits its records through its own sessions, never the handler's.
-    return LocalGateway(session_factory)
+    # The local gateway commits its records through its own connections, never the handler's.
+    return LocalGateway(database)

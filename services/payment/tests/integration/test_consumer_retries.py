@@ -32,11 +32,11 @@ class RecordingGateway:
 
 @pytest.mark.parametrize("answer_lost", [False, True], ids=["timeout-before", "answer-lost"])
 async def test_a_gateway_timeout_is_retried_with_the_same_key_and_never_declined(
-    kafka_bootstrap, new_topic, payment_sessions, payment_db_url, harness, saga, answer_lost
+    kafka_bootstrap, new_topic, payment_database, payment_db_url, harness, saga, answer_lost
 ) -> None:
     commands, replies = await new_topic("payment-commands"), await new_topic("payment-replies")
     gateway = RecordingGateway(
-        LocalGateway(payment_sessions, fail_next=2, fail_after_record=answer_lost)
+        LocalGateway(payment_database, fail_next=2, fail_after_record=answer_lost)
     )
     command = saga.process("pm_card_visa", amount=1999)
     async with (
@@ -45,7 +45,7 @@ async def test_a_gateway_timeout_is_retried_with_the_same_key_and_never_declined
             kafka_bootstrap,
             commands,
             make_handlers(reply_topic=replies, gateway=gateway),
-            payment_sessions,
+            payment_database,
             producer,
             registry=REGISTRY,
         ) as consumer,

@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import select
 
 from payment.adapters.orm import Payment
-from payment.service_layer.handlers import ORDER_COMPENSATED
+from payment.service_layer.payments import ORDER_COMPENSATED
 from sagakit.contracts import PaymentDeclined, PaymentProcessed
 from sagakit.errors import GatewayUnavailable, InvalidMessage
 from sagakit.messaging.envelope import Envelope

@@ -7,13 +7,21 @@ this lock first sees the other's committed outcome instead of racing it.
 
 from __future__ import annotations
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from collections.abc import Iterable
+
+import asyncpg
 
 
-async def lock_for_transaction(session: AsyncSession, namespace: str, key: str) -> None:
-    """Block until no other transaction holds (namespace, key); released at commit/rollback."""
-    await session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtext(:namespace), hashtext(:key))"),
-        {"namespace": namespace, "key": key},
+async def lock_keys(conn: asyncpg.Connection, namespace: str, keys: Iterable[str]) -> None:
+    """Block until no other transaction holds any of (namespace, key); released at commit or
+    rollback. Taken in sorted order, so two transactions locking overlapping sets never
+    deadlock on them."""
+    ordered = sorted(set(keys))
+    if not ordered:
+        return
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtext($1), hashtext(k))"
+        " FROM (SELECT k FROM unnest($2::text[]) AS k ORDER BY k) AS ordered",
+        namespace,
+        ordered,
     )

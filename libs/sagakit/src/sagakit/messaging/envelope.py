@@ -84,7 +84,8 @@ class Envelope(Generic[P]):
 
     # --- Kafka encoding -------------------------------------------------------------------------
 
-    def headers(self) -> Headers:
+    def header_pairs(self) -> list[tuple[str, str]]:
+        """The headers as text (the outbox stores them so)."""
         pairs: list[tuple[str, str | None]] = [
             (H.MESSAGE_ID, str(self.message_id)),
             (H.MESSAGE_TYPE, self.message_type),
@@ -97,7 +98,10 @@ class Envelope(Generic[P]):
             (H.TRACEPARENT, self.traceparent),
             (H.DEADLINE, self.deadline.isoformat() if self.deadline else None),
         ]
-        return [(name, value.encode()) for name, value in pairs if value is not None]
+        return [(name, value) for name, value in pairs if value is not None]
+
+    def headers(self) -> Headers:
+        return [(name, value.encode()) for name, value in self.header_pairs()]
 
     def value(self) -> bytes:
         return self.payload.to_json()

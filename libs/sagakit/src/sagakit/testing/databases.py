@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sagakit.db.engine import create_engine
 from sagakit.db.migrations import upgrade
+from sagakit.db.pool import Database
 
 _TABLES = (
     "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
@@ -29,6 +30,16 @@ async def migrated_engine(
         yield engine
     finally:
         await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def pool_of(engine: AsyncEngine, *, max_size: int = 10) -> AsyncIterator[Database]:
+    """The asyncpg pool (units of work) on the same database as ``engine``."""
+    database = Database(engine.url.render_as_string(hide_password=False), max_size=max_size)
+    try:
+        yield database
+    finally:
+        await database.close()
 
 
 async def truncate_all(engine: AsyncEngine) -> None:

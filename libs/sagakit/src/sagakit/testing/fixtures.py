@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sagakit.db.engine import create_engine, create_session_factory
+from sagakit.db.pool import Database
 from sagakit.testing.infra import Infra, provide_infra
 from sagakit.testing.kafka import create_topics, unique_name
 
@@ -46,6 +47,7 @@ def sagatest_url(infra: Infra) -> str:
 async def sagatest_engine(sagatest_url: str) -> AsyncIterator[AsyncEngine]:
     """The scratch database of the shared library's tests, with the outbox and inbox tables."""
     from sagakit.db.models import Base
+    from sagakit.outbox import tables  # noqa: F401  (registers the outbox and inbox)
 
     engine = create_engine(sagatest_url, pool_size=5)
     async with engine.begin() as conn:
@@ -61,8 +63,24 @@ async def session_factory(
 ) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     """A session factory on clean tables (truncated before each test)."""
     from sagakit.db.models import Base
+    from sagakit.outbox import tables  # noqa: F401
 
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     async with sagatest_engine.begin() as conn:
         await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     yield create_session_factory(sagatest_engine)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def sagatest_database(sagatest_url: str) -> AsyncIterator[Database]:
+    database = Database(sagatest_url, max_size=8)
+    yield database
+    await database.close()
+
+
+@pytest_asyncio.fixture
+async def database(
+    sagatest_database: Database, session_factory: async_sessionmaker[AsyncSession]
+) -> Database:
+    """The asyncpg pool of units of work, on the same clean tables as ``session_factory``."""
+    return sagatest_database

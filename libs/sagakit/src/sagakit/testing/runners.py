@@ -6,13 +6,12 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from sagakit.db.relay import OutboxRelay
-from sagakit.db.unit_of_work import UnitOfWork
-from sagakit.messaging.consumer import Consumer, Handler
+from sagakit.consumer import Consumer, Handler
+from sagakit.db.pool import Database
 from sagakit.messaging.producer import Producer
 from sagakit.messaging.registry import MessageRegistry
+from sagakit.outbox.relay import OutboxRelay
+from sagakit.outbox.unit_of_work import UnitOfWork
 from sagakit.testing.kafka import unique_name
 from sagakit.testing.messages import registry as test_registry
 from sagakit.testing.waiting import eventually
@@ -33,7 +32,7 @@ async def running_consumer(
     bootstrap: str,
     topic: str,
     handlers: Mapping[str, Handler],
-    session_factory: async_sessionmaker[AsyncSession],
+    database: Database,
     producer: Producer,
     registry: MessageRegistry | None = None,
     **options: object,
@@ -44,7 +43,7 @@ async def running_consumer(
         topics=[topic],
         registry=registry or test_registry,
         handlers=handlers,
-        uow_factory=lambda: UnitOfWork(session_factory),
+        uow_factory=lambda: UnitOfWork(database),
         producer=producer,
         backoff_base_s=0.01,
         backoff_cap_s=0.05,

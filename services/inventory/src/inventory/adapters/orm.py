@@ -21,7 +21,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from sagakit.db.models import Base, InboxMessage, OutboxMessage
+from sagakit.db.models import Base
+from sagakit.outbox.tables import InboxMessage, OutboxMessage
 
 __all__ = ["Base", "InboxMessage", "OutboxMessage", "Product", "Reservation", "ReservationLine"]
 

@@ -1,8 +1,10 @@
-"""Database access of the inventory service: products (with row locks) and reservations."""
+"""The catalog through the ORM, for the HTTP operations (products, restock, seed, reset).
+
+The message handlers use ``reservation_store`` instead.
+"""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import func, select
@@ -12,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from inventory.adapters.orm import Product, Reservation, ReservationLine
 from inventory.domain.catalog import NewProduct
 from inventory.domain.reservation import ReservationStatus
-from sagakit.db.locks import lock_for_transaction
 
 
 class InventoryRepository:
@@ -75,28 +76,3 @@ class InventoryRepository:
             )
         )
         return int((await self.session.execute(stmt)).scalar_one())
-
-    # --- reservations -----------------------------------------------------------------------
-
-    async def lock_order(self, order_id: uuid.UUID) -> None:
-        """Serialise every command for one order until the transaction ends.
-
-        The reservation row may not exist yet, so a row lock cannot do this: without it, a
-        reserve re-sent while the first is in flight could hold the stock twice, and a release
-        racing a reserve could miss it. Always taken before any product row lock.
-        """
-        await lock_for_transaction(self.session, "inventory-order", str(order_id))
-
-    async def get_reservation(self, order_id: uuid.UUID) -> Reservation | None:
-        return await self.session.get(Reservation, order_id, populate_existing=True)
-
-    async def reservation_lines(self, order_id: uuid.UUID) -> list[ReservationLine]:
-        stmt = (
-            select(ReservationLine)
-            .where(ReservationLine.order_id == order_id)
-            .order_by(ReservationLine.product_id)
-        )
-        return list((await self.session.scalars(stmt)).all())
-
-    def add(self, *objects: Reservation | ReservationLine) -> None:
-        self.session.add_all(objects)

@@ -1,23 +1,29 @@
-"""Reserving and releasing an order's stock, inside the caller's transaction.
+"""Reserving and releasing orders' stock, a batch of commands at a time, in the caller's
+transaction.
 
-Both are idempotent on the order id (the business key), because the orchestrator may re-send a
-command with a new message id, which the inbox cannot recognise:
+``StockLedger.open`` takes every lock the batch needs, in one fixed order (the orders' advisory
+locks, then product rows by product id: no deadlocks), and reads the orders' reservations. The
+commands are then applied in order, in memory, and ``write`` stores the result with a few
+multi-row statements.
+
+Both commands are idempotent on the order id (the business key), because the orchestrator may
+re-send a command with a new message id, which the inbox cannot recognise:
 
 - reserve again while ``held``: the stored lines, nothing changes;
 - reserve after ``released`` (including a tombstone): refused with ``ORDER_RELEASED``;
 - release again, or release what was never reserved: zero lines, nothing changes.
-
-Locks, always in this order: the order's advisory lock, then product rows by product id.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
-from inventory.adapters.orm import Reservation, ReservationLine
-from inventory.adapters.repository import InventoryRepository
+import asyncpg
+
+from inventory.adapters import reservation_store as store
+from inventory.adapters.reservation_store import ReservationRow, StockRow
 from inventory.domain.errors import OrderReleased
 from inventory.domain.reservation import (
     Requested,
@@ -26,104 +32,114 @@ from inventory.domain.reservation import (
     plan_reservation,
     requested_lines,
 )
-from sagakit.contracts.types import PricedLine
+from sagakit.contracts import ReleaseInventory, ReserveInventory
 
 
-async def reserve(
-    repo: InventoryRepository,
-    *,
-    order_id: uuid.UUID,
-    saga_id: uuid.UUID | None,
-    items: Iterable[Requested],
-    currency: str,
-) -> ReservationPlan:
-    """Hold every line of the order, or nothing (raises a ``ReservationRefused``)."""
-    await repo.lock_order(order_id)
-    existing = await repo.get_reservation(order_id)
-    if existing is not None:
-        if existing.status == ReservationStatus.RELEASED:
-            raise OrderReleased(f"order {order_id} was already released; nothing is reserved")
-        return await _stored_plan(repo, existing)
+class StockLedger:
+    """One transaction's view of the orders and products its commands touch."""
 
-    lines = requested_lines(items)
-    products = await repo.lock_products(line.product_id for line in lines)
-    plan = plan_reservation(lines, products, currency)
+    def __init__(
+        self,
+        reservations: dict[uuid.UUID, ReservationRow],
+        products: dict[str, StockRow],
+        now: datetime,
+    ) -> None:
+        self._reservations = reservations
+        self._products = products
+        self._now = now
+        self._changed: dict[uuid.UUID, ReservationRow] = {}
 
-    for line in plan.lines:
-        product = products[line.product_id]
-        product.available -= line.quantity
-        product.reserved += line.quantity
-    repo.add(
-        Reservation(
-            order_id=order_id,
-            saga_id=saga_id,
-            status=ReservationStatus.HELD,
-            total=plan.total,
-            currency=plan.currency,
-            lines=[
-                ReservationLine(
-                    product_id=line.product_id,
-                    quantity=line.quantity,
-                    unit_price=line.unit_price,
-                    line_total=line.line_total,
-                )
-                for line in plan.lines
-            ],
-        )
-    )
-    await repo.session.flush()  # constraint violations surface here, inside the handler
-    return plan
+    @classmethod
+    async def open(
+        cls, conn: asyncpg.Connection, commands: Sequence[ReserveInventory | ReleaseInventory]
+    ) -> StockLedger:
+        order_ids = [command.order_id for command in commands]
+        await store.lock_orders(conn, order_ids)
+        reservations = await store.reservations(conn, order_ids)
+        wanted = {
+            item.product_id
+            for command in commands
+            if isinstance(command, ReserveInventory)
+            for item in command.items
+        }
+        wanted |= {
+            line.product_id
+            for reservation in reservations.values()
+            if reservation.status == ReservationStatus.HELD
+            for line in reservation.lines
+        }
+        products = await store.lock_products(conn, wanted)
+        return cls(reservations, products, datetime.now(UTC))
 
+    def reserve(
+        self,
+        *,
+        order_id: uuid.UUID,
+        saga_id: uuid.UUID | None,
+        items: Iterable[Requested],
+        currency: str,
+    ) -> ReservationPlan:
+        """Hold every line of the order, or nothing (raises a ``ReservationRefused``)."""
+        existing = self._reservations.get(order_id)
+        if existing is not None:
+            if existing.status == ReservationStatus.RELEASED:
+                raise OrderReleased(f"order {order_id} was already released; nothing is reserved")
+            assert existing.currency is not None  # a held reservation always has one (CHECK)
+            return ReservationPlan(tuple(existing.lines), existing.total, existing.currency)
 
-async def release(
-    repo: InventoryRepository, *, order_id: uuid.UUID, saga_id: uuid.UUID | None
-) -> int:
-    """Give back what the order holds; returns the number of lines released (0: nothing held)."""
-    await repo.lock_order(order_id)
-    reservation = await repo.get_reservation(order_id)
-    now = datetime.now(UTC)
-    if reservation is None:
-        # Tombstone: a reserve arriving after its own compensation must not hold stock forever.
-        repo.add(
-            Reservation(
+        lines = requested_lines(items)
+        catalog = {
+            line.product_id: self._products[line.product_id]
+            for line in lines
+            if line.product_id in self._products
+        }
+        plan = plan_reservation(lines, catalog, currency)
+        for line in plan.lines:
+            self._products[line.product_id].move(line.quantity)
+        self._keep(
+            ReservationRow(
                 order_id=order_id,
                 saga_id=saga_id,
-                status=ReservationStatus.RELEASED,
-                total=0,
-                currency=None,
-                released_at=now,
+                status=ReservationStatus.HELD,
+                total=plan.total,
+                currency=plan.currency,
+                lines=list(plan.lines),
+                new=True,
             )
         )
-        await repo.session.flush()
-        return 0
-    if reservation.status == ReservationStatus.RELEASED:
-        return 0
+        return plan
 
-    lines = await repo.reservation_lines(order_id)
-    products = await repo.lock_products(line.product_id for line in lines)
-    for line in lines:
-        product = products[line.product_id]
-        product.available += line.quantity
-        product.reserved -= line.quantity
-    reservation.status = ReservationStatus.RELEASED
-    reservation.released_at = now
-    await repo.session.flush()
-    return len(lines)
-
-
-async def _stored_plan(repo: InventoryRepository, reservation: Reservation) -> ReservationPlan:
-    lines = await repo.reservation_lines(reservation.order_id)
-    assert reservation.currency is not None  # a held reservation always has one (CHECK)
-    return ReservationPlan(
-        lines=tuple(
-            PricedLine(
-                product_id=line.product_id,
-                quantity=line.quantity,
-                unit_price=line.unit_price,
-                line_total=line.line_total,
+    def release(self, *, order_id: uuid.UUID, saga_id: uuid.UUID | None) -> int:
+        """Give back what the order holds; returns the number of lines released (0: nothing
+        held)."""
+        reservation = self._reservations.get(order_id)
+        if reservation is None:
+            # Tombstone: a reserve arriving after its own compensation must not hold stock.
+            self._keep(
+                ReservationRow(
+                    order_id=order_id,
+                    saga_id=saga_id,
+                    status=ReservationStatus.RELEASED,
+                    total=0,
+                    currency=None,
+                    released_at=self._now,
+                    new=True,
+                )
             )
-            for line in lines
-        ),
-        total=reservation.total,
-        currency=reservation.currency,
-    )
+            return 0
+        if reservation.status == ReservationStatus.RELEASED:
+            return 0
+        for line in reservation.lines:
+            self._products[line.product_id].move(-line.quantity)
+        reservation.status = ReservationStatus.RELEASED
+        reservation.released_at = self._now
+        reservation.released_now = True
+        self._keep(reservation)
+        return len(reservation.lines)
+
+    async def write(self, conn: asyncpg.Connection) -> None:
+        await store.write(conn, self._products.values(), self._changed.values(), self._now)
+
+    def _keep(self, reservation: ReservationRow) -> None:
+        self._reservations[reservation.order_id] = reservation
+        self._changed[reservation.order_id] = reservation

@@ -9,7 +9,8 @@ from sqlalchemy import CheckConstraint, DateTime, Integer, String, Text, func, t
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from sagakit.db.models import Base, InboxMessage, OutboxMessage
+from sagakit.db.models import Base
+from sagakit.outbox.tables import InboxMessage, OutboxMessage
 
 __all__ = ["Base", "InboxMessage", "Notification", "OutboxMessage"]
 

@@ -1,9 +1,9 @@
-"""Loading and locking sagas and orders."""
+"""Reading sagas and orders through the ORM: the HTTP API's read paths (the hot path writes
+with ``saga_store``)."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,60 +15,6 @@ from orchestrator.domain.status import SagaStatus
 class SagaRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    def add(self, saga: Saga) -> None:
-        self.session.add(saga)
-
-    async def lock(self, saga_id: uuid.UUID) -> Saga | None:
-        """The saga, row-locked until the transaction ends (replies and the scheduler serialise
-        on this lock, so one saga is never advanced twice at once)."""
-        stmt = select(Saga).where(Saga.saga_id == saga_id).with_for_update()
-        return (await self.session.execute(stmt)).scalar_one_or_none()
-
-    async def lock_if_deadline_passed(self, saga_id: uuid.UUID, now: datetime) -> Saga | None:
-        """Lock the saga if its deadline has passed and no other replica holds it right now."""
-        stmt = (
-            select(Saga)
-            .where(Saga.saga_id == saga_id, Saga.deadline_at <= now)
-            .with_for_update(skip_locked=True)
-        )
-        return (await self.session.execute(stmt)).scalar_one_or_none()
-
-    async def lock_if_retry_due(self, saga_id: uuid.UUID, now: datetime) -> Saga | None:
-        stmt = (
-            select(Saga)
-            .where(
-                Saga.saga_id == saga_id,
-                Saga.status == SagaStatus.COMPENSATING,
-                Saga.next_retry_at.is_not(None),
-                Saga.next_retry_at <= now,
-            )
-            .with_for_update(skip_locked=True)
-        )
-        return (await self.session.execute(stmt)).scalar_one_or_none()
-
-    async def deadlines_passed(self, now: datetime, limit: int) -> list[uuid.UUID]:
-        stmt = (
-            select(Saga.saga_id)
-            .where(Saga.deadline_at.is_not(None), Saga.deadline_at <= now)
-            .order_by(Saga.deadline_at)
-            .limit(limit)
-        )
-        return list((await self.session.execute(stmt)).scalars())
-
-    async def retries_due(self, now: datetime, limit: int) -> list[uuid.UUID]:
-        # Only sagas that are compensating AND have a retry time: never NULL, never terminal.
-        stmt = (
-            select(Saga.saga_id)
-            .where(
-                Saga.status == SagaStatus.COMPENSATING,
-                Saga.next_retry_at.is_not(None),
-                Saga.next_retry_at <= now,
-            )
-            .order_by(Saga.next_retry_at)
-            .limit(limit)
-        )
-        return list((await self.session.execute(stmt)).scalars())
 
     async def get(self, saga_id: uuid.UUID) -> Saga | None:
         return await self.session.get(Saga, saga_id)

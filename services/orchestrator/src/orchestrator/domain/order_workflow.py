@@ -21,6 +21,7 @@ from sagakit.contracts import (
     OrderConfirmed,
     OrderNeedsAttention,
     PaymentProcessed,
+    PlaceOrder,
     ProcessPayment,
     RefundPayment,
     ReleaseInventory,
@@ -33,6 +34,19 @@ from sagakit.contracts import (
 from sagakit.messaging.registry import Message
 
 ORDER_WORKFLOW = "order"
+
+
+def order_context(order: PlaceOrder, saga_id: uuid.UUID) -> Context:
+    """What the order workflow's steps read: the order as placed, and the saga's id."""
+    return {
+        "order_id": str(order.order_id),
+        "saga_id": str(saga_id),
+        "customer_id": order.customer_id,
+        "email": order.email,
+        "items": [item.model_dump() for item in order.items],
+        "payment_method": order.payment_method,
+        "currency": order.currency,
+    }
 
 
 def _order_id(ctx: Context) -> uuid.UUID:

@@ -34,12 +34,18 @@ class StepStatus(StrEnum):
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     TIMED_OUT = "TIMED_OUT"  # possibly done: its own compensation runs too
+    ABANDONED = "ABANDONED"  # an operator cancelled the saga while it waited: possibly done too
     COMPENSATING = "COMPENSATING"
     COMPENSATED = "COMPENSATED"
 
     @property
     def needs_compensation(self) -> bool:
-        return self in (StepStatus.SUCCEEDED, StepStatus.TIMED_OUT, StepStatus.COMPENSATING)
+        return self in (
+            StepStatus.SUCCEEDED,
+            StepStatus.TIMED_OUT,
+            StepStatus.ABANDONED,
+            StepStatus.COMPENSATING,
+        )
 
 
 class OrderStatus(StrEnum):

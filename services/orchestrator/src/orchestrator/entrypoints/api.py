@@ -20,21 +20,31 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orchestrator.adapters.orm import Order, Saga
 from orchestrator.adapters.redis_features import RedisFeatures
 from orchestrator.adapters.repository import OrderRepository, SagaRepository
+from orchestrator.domain.engine import SagaNotRetriable
+from orchestrator.domain.saga import SagaState
 from orchestrator.domain.status import OrderStatus, SagaStatus
-from orchestrator.service_layer.engine import SagaEngine, SagaNotRetriable
-from orchestrator.service_layer.intake import IdempotencyConflict, OrderIntake, Placed, request_hash
+from orchestrator.service_layer.intake import (
+    IdempotencyConflict,
+    IntakeQueue,
+    Placed,
+    Placement,
+    request_hash,
+)
+from orchestrator.service_layer.sagas import SagaService
 from sagakit.contracts import OrderItem, PlaceOrder
 from sagakit.contracts.orders import Email
 from sagakit.contracts.types import MAX_ITEMS, Currency
-from sagakit.db.unit_of_work import UnitOfWork, is_retriable_db_error
+from sagakit.db.errors import is_retriable_db_error
 from sagakit.errors import InfrastructureError
 from sagakit.messaging.tracing import new_traceparent
+from sagakit.outbox.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +52,9 @@ log = logging.getLogger(__name__)
 @dataclass
 class ApiContext:
     uow: Callable[[], UnitOfWork]
-    intake: OrderIntake
-    engine: SagaEngine
+    sessions: async_sessionmaker[AsyncSession]  # reads
+    intake: IntakeQueue
+    sagas: SagaService
     redis: RedisFeatures
     admin_token: str
 
@@ -96,7 +107,9 @@ async def place_order(
         if cached is not None and cached.get("request_hash") == request_hash(request):
             return _accepted(cached["body"], replayed=True)
     try:
-        placed = await _place(ctx, request, idempotency_key)
+        placed = await ctx.intake.place(
+            Placement(request, idempotency_key, source="api", traceparent=new_traceparent())
+        )
     except IdempotencyConflict as exc:
         return error(422, exc.code, str(exc))
     response = _placed_body(placed)
@@ -107,29 +120,6 @@ async def place_order(
             {"request_hash": placed.order.request_hash, "body": response},
         )
     return _accepted(response, replayed=not placed.created)
-
-
-async def _place(ctx: ApiContext, request: PlaceOrder, key: str | None) -> Placed:
-    try:
-        async with ctx.uow() as uow:
-            placed = await ctx.intake.place(
-                uow, request, idempotency_key=key, source="api", traceparent=new_traceparent()
-            )
-            await uow.commit()
-            return placed
-    except IntegrityError:
-        if key is None:
-            raise
-    # A concurrent request with the same key won the insert: answer with its order.
-    async with ctx.uow() as uow:
-        winner = await ctx.intake.lookup(uow, request.customer_id, key)
-        if winner is None:
-            raise RuntimeError("unique violation without a winning order")
-        if winner.order.request_hash != request_hash(request):
-            raise IdempotencyConflict(
-                f"Idempotency-Key {key!r} was already used for a different order"
-            )
-        return winner
 
 
 def _placed_body(placed: Placed) -> dict[str, Any]:
@@ -153,9 +143,9 @@ def _accepted(body: dict[str, Any], *, replayed: bool) -> JSONResponse:
 
 @router.get("/orders/{order_id}")
 async def get_order(order_id: uuid.UUID, ctx: Ctx) -> JSONResponse:
-    async with ctx.uow() as uow:
-        order = await OrderRepository(uow.session).get(order_id)
-        saga = await SagaRepository(uow.session).by_order(order_id) if order else None
+    async with ctx.sessions() as session:
+        order = await OrderRepository(session).get(order_id)
+        saga = await SagaRepository(session).by_order(order_id) if order else None
     if order is None:
         return error(404, "not_found", f"order {order_id} not found")
     return JSONResponse(_order_view(order, saga))
@@ -164,8 +154,8 @@ async def get_order(order_id: uuid.UUID, ctx: Ctx) -> JSONResponse:
 @router.get("/orders/{order_id}/events")
 async def order_events(order_id: uuid.UUID, ctx: Ctx) -> Any:
     """Live order status as server-sent events, until the order reaches a final status."""
-    async with ctx.uow() as uow:
-        order = await OrderRepository(uow.session).get(order_id)
+    async with ctx.sessions() as session:
+        order = await OrderRepository(session).get(order_id)
     if order is None:
         return error(404, "not_found", f"order {order_id} not found")
     return StreamingResponse(
@@ -177,9 +167,9 @@ async def order_events(order_id: uuid.UUID, ctx: Ctx) -> Any:
 
 async def _status_stream(ctx: ApiContext, order_id: uuid.UUID) -> AsyncIterator[bytes]:
     async def current() -> dict[str, Any]:
-        async with ctx.uow() as uow:
-            order = await OrderRepository(uow.session).get(order_id)
-            saga = await SagaRepository(uow.session).by_order(order_id)
+        async with ctx.sessions() as session:
+            order = await OrderRepository(session).get(order_id)
+            saga = await SagaRepository(session).by_order(order_id)
         assert order is not None
         return _order_view(order, saga)
 
@@ -207,8 +197,8 @@ def _sse(data: dict[str, Any]) -> bytes:
 
 @router.get("/sagas/{saga_id}")
 async def get_saga(saga_id: uuid.UUID, ctx: Ctx) -> JSONResponse:
-    async with ctx.uow() as uow:
-        repo = SagaRepository(uow.session)
+    async with ctx.sessions() as session:
+        repo = SagaRepository(session)
         saga = await repo.get(saga_id)
         history = await repo.history(saga_id) if saga else []
     if saga is None:
@@ -266,8 +256,8 @@ async def list_sagas(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> JSONResponse:
-    async with ctx.uow() as uow:
-        sagas = await SagaRepository(uow.session).list_by_status(status, limit=limit, offset=offset)
+    async with ctx.sessions() as session:
+        sagas = await SagaRepository(session).list_by_status(status, limit=limit, offset=offset)
     return JSONResponse({"sagas": [_saga_view(s) for s in sagas], "limit": limit, "offset": offset})
 
 
@@ -275,7 +265,7 @@ async def list_sagas(
 async def retry_saga(saga_id: uuid.UUID, ctx: Ctx) -> JSONResponse:
     try:
         async with ctx.uow() as uow:
-            saga = await ctx.engine.retry_by_operator(uow, saga_id, who="operator (admin API)")
+            saga = await ctx.sagas.retry_by_operator(uow, saga_id, who="operator (admin API)")
             await uow.commit()
     except LookupError:
         return error(404, "not_found", f"saga {saga_id} not found")
@@ -303,7 +293,7 @@ def _order_view(order: Order, saga: Saga | None) -> dict[str, Any]:
     }
 
 
-def _saga_view(saga: Saga) -> dict[str, Any]:
+def _saga_view(saga: Saga | SagaState) -> dict[str, Any]:
     return {
         "saga_id": str(saga.saga_id),
         "order_id": str(saga.order_id),

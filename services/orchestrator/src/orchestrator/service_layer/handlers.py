@@ -1,42 +1,35 @@
-"""Message handlers of the orchestrator: orders from the ``orders`` topic, replies from the
-participants. Plain async functions of (message, unit of work); the consumer commits."""
+"""Message handlers of the orchestrator: orders from the ``orders`` topic and replies from the
+participants, each taken a batch at a time (the consumer's transaction commits them)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from orchestrator.service_layer.engine import SagaEngine
-from orchestrator.service_layer.intake import IdempotencyConflict, OrderIntake
+from orchestrator.service_layer.intake import IdempotencyConflict, OrderIntake, Placement
+from orchestrator.service_layer.sagas import SagaService
+from sagakit.consumer import Consumer
 from sagakit.contracts import PlaceOrder, Reply
-from sagakit.db.unit_of_work import UnitOfWork
 from sagakit.errors import InvalidMessage
-from sagakit.messaging.consumer import Handler
 from sagakit.messaging.envelope import Envelope
 from sagakit.messaging.registry import MessageRegistry
+from sagakit.outbox.unit_of_work import UnitOfWork
 
 
-def make_handlers(
-    engine: SagaEngine, intake: OrderIntake, registry: MessageRegistry
-) -> dict[str, Handler]:
-    async def place_order(envelope: Envelope[Any], uow: UnitOfWork) -> None:
-        assert isinstance(envelope.payload, PlaceOrder)
-        try:
-            await intake.place(
-                uow,
-                envelope.payload,
-                idempotency_key=None,
-                source="topic",
-                traceparent=envelope.traceparent,
-            )
-        except IdempotencyConflict as exc:
-            # The same order id with a different body can never be placed: dead-letter it.
-            raise InvalidMessage(str(exc)) from exc
+def install_handlers(
+    consumer: Consumer, sagas: SagaService, intake: OrderIntake, registry: MessageRegistry
+) -> None:
+    async def place_orders(envelopes: Sequence[Envelope[Any]], uow: UnitOfWork) -> None:
+        requests = [
+            Placement(e.payload, idempotency_key=None, source="topic", traceparent=e.traceparent)
+            for e in envelopes
+        ]
+        for outcome in await intake.place_many(uow, requests):
+            if isinstance(outcome, IdempotencyConflict):
+                # The same order id with a different body can never be placed: poison. The
+                # consumer then handles the batch's records one by one and dead-letters this one.
+                raise InvalidMessage(str(outcome)) from outcome
 
-    async def on_reply(envelope: Envelope[Any], uow: UnitOfWork) -> None:
-        await engine.on_reply(uow, envelope)
-
-    handlers: dict[str, Handler] = {PlaceOrder.message_type: place_order}
-    for model in registry:
-        if issubclass(model, Reply):
-            handlers[model.message_type] = on_reply
-    return handlers
+    consumer.handle_batches([PlaceOrder.message_type], place_orders)
+    replies = [model.message_type for model in registry if issubclass(model, Reply)]
+    consumer.handle_batches(replies, sagas.on_replies)

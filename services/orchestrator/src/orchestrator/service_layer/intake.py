@@ -2,25 +2,36 @@
 ``PlaceOrder`` contract), idempotent on the order id and on the client's ``Idempotency-Key``.
 
 PostgreSQL constraints are the truth (primary key on order id, unique customer + key); a race
-between two identical requests ends in a unique violation, which the caller resolves by reading
-the winner's order.
+between two identical requests is settled by the insert (``ON CONFLICT DO NOTHING``), and the
+loser answers with the winner's order.
+
+Orders are placed in batches: one transaction stores many orders and starts their sagas with a
+few multi-row statements. ``IntakeQueue`` gathers the HTTP requests that arrive while a batch is
+being written into the next one (group commit); the ``orders`` topic arrives in batches anyway.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import orjson
 
-from orchestrator.adapters.orm import Order, Saga
-from orchestrator.adapters.repository import OrderRepository, SagaRepository
+from orchestrator.adapters import saga_store
+from orchestrator.adapters.saga_store import NewOrder, StoredOrder
+from orchestrator.domain.order_workflow import order_context
 from orchestrator.domain.status import OrderStatus
 from orchestrator.domain.workflow import WorkflowDefinition
-from orchestrator.service_layer.engine import SagaEngine
+from orchestrator.service_layer.sagas import NewSaga, SagaService
 from sagakit.contracts import PlaceOrder
-from sagakit.db.unit_of_work import UnitOfWork
-from sagakit.errors import BusinessError
+from sagakit.errors import BusinessError, InfrastructureError
+from sagakit.outbox.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
 
 
 class IdempotencyConflict(BusinessError):
@@ -29,11 +40,31 @@ class IdempotencyConflict(BusinessError):
     code = "idempotency_conflict"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class PlacedOrder:
+    order_id: uuid.UUID
+    status: str
+    request_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedSaga:
+    saga_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
 class Placed:
-    order: Order
-    saga: Saga
+    order: PlacedOrder
+    saga: PlacedSaga
     created: bool  # False: an earlier identical request already placed it
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    order: PlaceOrder
+    idempotency_key: str | None
+    source: str  # "api" or "topic"
+    traceparent: str
 
 
 def request_hash(order: PlaceOrder) -> str:
@@ -42,9 +73,12 @@ def request_hash(order: PlaceOrder) -> str:
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+Outcome = Placed | IdempotencyConflict
+
+
 class OrderIntake:
-    def __init__(self, engine: SagaEngine, workflow: WorkflowDefinition) -> None:
-        self.engine = engine
+    def __init__(self, sagas: SagaService, workflow: WorkflowDefinition) -> None:
+        self.sagas = sagas
         self.workflow = workflow
 
     async def place(
@@ -56,47 +90,177 @@ class OrderIntake:
         source: str,
         traceparent: str,
     ) -> Placed:
-        """Store the order and start its saga in the caller's transaction (the caller commits)."""
-        orders = OrderRepository(uow.session)
-        fingerprint = request_hash(request)
-        existing = await orders.get(request.order_id)
-        if existing is None and idempotency_key is not None:
-            existing = await orders.by_idempotency_key(request.customer_id, idempotency_key)
-        if existing is not None:
-            return await self._replay(uow, existing, fingerprint, idempotency_key)
-
-        order = Order(
-            order_id=request.order_id,
-            customer_id=request.customer_id,
-            email=request.email,
-            items=[item.model_dump() for item in request.items],
-            payment_method=request.payment_method,
-            currency=request.currency,
-            status=OrderStatus.PENDING,
-            idempotency_key=idempotency_key,
-            request_hash=fingerprint,
-            source=source,
+        """One order (the caller commits); raises ``IdempotencyConflict``."""
+        [outcome] = await self.place_many(
+            uow, [Placement(request, idempotency_key, source, traceparent)]
         )
-        uow.session.add(order)
-        await uow.session.flush()  # the order row must exist before the saga's foreign key
-        saga = await self.engine.start(uow, order, self.workflow, traceparent)
-        await uow.session.flush()  # surface a unique violation (a concurrent twin) here
-        return Placed(order=order, saga=saga, created=True)
+        if isinstance(outcome, IdempotencyConflict):
+            raise outcome
+        return outcome
 
-    async def lookup(self, uow: UnitOfWork, customer_id: str, key: str) -> Placed | None:
-        order = await OrderRepository(uow.session).by_idempotency_key(customer_id, key)
-        if order is None:
-            return None
-        saga = await SagaRepository(uow.session).by_order(order.order_id)
-        assert saga is not None
-        return Placed(order=order, saga=saga, created=False)
+    async def place_many(self, uow: UnitOfWork, requests: Sequence[Placement]) -> list[Outcome]:
+        """Store the orders and start their sagas in the caller's transaction (the caller
+        commits). One outcome per request, in order."""
+        hashes = [request_hash(r.order) for r in requests]
+        known = await self._known(uow, requests)
+        outcomes: dict[int, Outcome] = {}
+        fresh: dict[int, NewOrder] = {}
+        taken: set[object] = set()  # order ids and keys placed earlier in this very batch
+        twins: list[int] = []
+        for i, (request, fingerprint) in enumerate(zip(requests, hashes, strict=True)):
+            existing = known.find(request)
+            if existing is not None:
+                outcomes[i] = _replay(existing, fingerprint, request.idempotency_key)
+                continue
+            marks = {request.order.order_id, _key(request)} - {None}
+            if marks & taken:
+                twins.append(i)  # answered below, as a replay of the one placed first
+                continue
+            taken |= marks
+            fresh[i] = _new_order(request, fingerprint)
 
-    async def _replay(
-        self, uow: UnitOfWork, order: Order, fingerprint: str, key: str | None
-    ) -> Placed:
-        if order.request_hash != fingerprint:
-            what = f"Idempotency-Key {key!r}" if key else f"order id {order.order_id}"
-            raise IdempotencyConflict(f"{what} was already used for a different order")
-        saga = await SagaRepository(uow.session).by_order(order.order_id)
-        assert saga is not None
-        return Placed(order=order, saga=saga, created=False)
+        inserted = await saga_store.insert_orders(uow.conn, list(fresh.values()))
+        starts: list[NewSaga] = []
+        for i, new in fresh.items():
+            if new.order_id not in inserted:
+                continue
+            saga_id = uuid.uuid4()
+            starts.append(
+                NewSaga(
+                    saga_id=saga_id,
+                    order_id=new.order_id,
+                    definition=self.workflow,
+                    context=order_context(requests[i].order, saga_id),
+                    traceparent=requests[i].traceparent,
+                    cause=f"order {new.order_id}",
+                )
+            )
+            outcomes[i] = Placed(
+                PlacedOrder(new.order_id, new.status, new.request_hash), PlacedSaga(saga_id), True
+            )
+        await self.sagas.start(uow, starts)
+
+        # Lost a race to a concurrent transaction (theirs stands), or a twin of an order placed
+        # just above: both now find the order that won, in this transaction's view.
+        again = [i for i, new in fresh.items() if new.order_id not in inserted] + twins
+        if again:
+            winners = await self._known(uow, [requests[i] for i in again])
+            for i in again:
+                winner = winners.find(requests[i])
+                if winner is None:
+                    raise RuntimeError("unique violation without a winning order")
+                outcomes[i] = _replay(winner, hashes[i], requests[i].idempotency_key)
+        return [outcomes[i] for i in range(len(requests))]
+
+    async def _known(self, uow: UnitOfWork, requests: Sequence[Placement]) -> _Known:
+        keys = [k for k in (_key(r) for r in requests) if k]
+        rows = await saga_store.find_orders(uow.conn, [r.order.order_id for r in requests], keys)
+        return _Known(rows)
+
+
+class _Known:
+    def __init__(self, rows: Sequence[StoredOrder]) -> None:
+        self.by_id = {row.order_id: row for row in rows}
+        self.by_key = {
+            (row.customer_id, row.idempotency_key): row for row in rows if row.idempotency_key
+        }
+
+    def find(self, request: Placement) -> StoredOrder | None:
+        key = _key(request)
+        return self.by_id.get(request.order.order_id) or (self.by_key.get(key) if key else None)
+
+
+def _key(request: Placement) -> tuple[str, str] | None:
+    if request.idempotency_key is None:
+        return None
+    return (request.order.customer_id, request.idempotency_key)
+
+
+def _new_order(request: Placement, fingerprint: str) -> NewOrder:
+    order = request.order
+    return NewOrder(
+        order_id=order.order_id,
+        customer_id=order.customer_id,
+        email=order.email,
+        items=[item.model_dump() for item in order.items],
+        payment_method=order.payment_method,
+        currency=order.currency,
+        status=OrderStatus.PENDING,
+        idempotency_key=request.idempotency_key,
+        request_hash=fingerprint,
+        source=request.source,
+    )
+
+
+def _replay(order: StoredOrder, fingerprint: str, key: str | None) -> Outcome:
+    if order.request_hash != fingerprint:
+        what = f"Idempotency-Key {key!r}" if key else f"order id {order.order_id}"
+        return IdempotencyConflict(f"{what} was already used for a different order")
+    assert order.saga_id is not None  # an order and its saga are inserted together
+    return Placed(
+        PlacedOrder(order.order_id, order.status, order.request_hash),
+        PlacedSaga(order.saga_id),
+        created=False,
+    )
+
+
+class IntakeQueue:
+    """Group commit for ``POST /orders``: requests that arrive while one batch is being written
+    go together into the next, so a burst of requests costs a few transactions, not one each.
+    One batch is written at a time; an idle system writes a request at once."""
+
+    def __init__(
+        self,
+        intake: OrderIntake,
+        uow_factory: Callable[[], UnitOfWork],
+        *,
+        max_batch: int = 200,
+    ) -> None:
+        self._intake = intake
+        self._uow_factory = uow_factory
+        self._max_batch = max_batch
+        self._waiting: list[tuple[Placement, asyncio.Future[Outcome]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def place(self, request: Placement) -> Placed:
+        """Raises ``IdempotencyConflict``, or ``InfrastructureError`` if the database is down."""
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._waiting.append((request, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_all(), name="intake-writer")
+        outcome = await asyncio.shield(future)
+        if isinstance(outcome, IdempotencyConflict):
+            raise outcome
+        return outcome
+
+    async def _write_all(self) -> None:
+        while self._waiting:
+            batch = self._waiting[: self._max_batch]
+            del self._waiting[: self._max_batch]
+            try:
+                await self._write(batch)
+            except Exception as exc:
+                if len(batch) == 1 or isinstance(exc, InfrastructureError):
+                    _fail(batch, exc)
+                    continue
+                # One bad request must not fail the others: each alone, in its own transaction.
+                log.warning("intake: a batch of %d failed (%s); one by one", len(batch), exc)
+                for one in batch:
+                    try:
+                        await self._write([one])
+                    except Exception as single:
+                        _fail([one], single)
+
+    async def _write(self, batch: list[tuple[Placement, asyncio.Future[Outcome]]]) -> None:
+        async with self._uow_factory() as uow:
+            outcomes = await self._intake.place_many(uow, [request for request, _ in batch])
+            await uow.commit()
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)
+
+
+def _fail(batch: list[tuple[Placement, asyncio.Future[Outcome]]], exc: BaseException) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(exc)

@@ -11,11 +11,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+import asyncpg
 
-from payment.adapters.orm import GatewayCharge, GatewayRefund
 from payment.domain.gateway import (
     ChargeDeclined,
     ChargeResult,
@@ -25,7 +22,8 @@ from payment.domain.gateway import (
     RefundResult,
     RefundSucceeded,
 )
-from sagakit.db.unit_of_work import is_retriable_db_error
+from sagakit.db.errors import is_retriable_db_error
+from sagakit.db.pool import Database
 from sagakit.errors import GatewayUnavailable
 
 
@@ -72,12 +70,12 @@ class LocalGateway:
 
     def __init__(
         self,
-        session_factory: async_sessionmaker[AsyncSession],
+        database: Database,
         *,
         fail_next: int = 0,
         fail_after_record: bool = False,
     ) -> None:
-        self._session_factory = session_factory
+        self._database = database
         self.fail_next = fail_next
         self.fail_after_record = fail_after_record
 
@@ -139,27 +137,35 @@ class LocalGateway:
         payment_method: str,
         idempotency_key: str,
         metadata: dict[str, str],
-    ) -> GatewayCharge:
+    ) -> _Charge:
         decline = charge_decline(payment_method, amount)
-        async with self._session_factory() as session, session.begin():
+        async with self._database.connection() as conn, conn.transaction():
             # A concurrent call with the same key waits on the primary key, then reads its row.
-            await session.execute(
-                insert(GatewayCharge)
-                .values(
-                    idempotency_key=idempotency_key,
-                    payment_id=f"pi_local_{uuid.uuid4().hex[:24]}",
-                    amount=amount,
-                    currency=currency.upper(),
-                    payment_method=payment_method,
-                    status="declined" if decline else "succeeded",
-                    decline_code=decline.code if decline else None,
-                    message=decline.message if decline else None,
-                    metadata_=metadata,
-                )
-                .on_conflict_do_nothing(index_elements=[GatewayCharge.idempotency_key])
+            await conn.execute(
+                """
+                INSERT INTO gateway_charges (idempotency_key, payment_id, amount, currency,
+                    payment_method, status, decline_code, message, metadata)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                ON CONFLICT (idempotency_key) DO NOTHING
+                """,
+                idempotency_key,
+                f"pi_local_{uuid.uuid4().hex[:24]}",
+                amount,
+                currency.upper(),
+                payment_method,
+                "declined" if decline else "succeeded",
+                decline.code if decline else None,
+                decline.message if decline else None,
+                metadata,
             )
-            row = await session.get_one(GatewayCharge, idempotency_key)
-        if (row.amount, row.currency, row.payment_method) != (
+            row = await conn.fetchrow(
+                "SELECT payment_id, amount, currency, payment_method, status, decline_code,"
+                " message FROM gateway_charges WHERE idempotency_key = $1",
+                idempotency_key,
+            )
+        assert row is not None
+        charge = _Charge(*row)
+        if (charge.amount, charge.currency, charge.payment_method) != (
             amount,
             currency.upper(),
             payment_method,
@@ -167,44 +173,63 @@ class LocalGateway:
             raise IdempotencyKeyReused(
                 f"idempotency key {idempotency_key!r} was first used for a different charge"
             )
-        return row
+        return charge
 
     async def _record_refund(
         self, *, payment_id: str, amount: int, idempotency_key: str
     ) -> RefundResult:
-        async with self._session_factory() as session, session.begin():
-            stored = await session.get(GatewayRefund, idempotency_key)
+        async with self._database.connection() as conn, conn.transaction():
+            stored = await conn.fetchrow(
+                "SELECT payment_id, amount, status, refund_id, reason, message"
+                " FROM gateway_refunds WHERE idempotency_key = $1",
+                idempotency_key,
+            )
             if stored is None:
                 # The charge's row lock serialises refunds of one charge.
-                charge = (
-                    await session.execute(
-                        select(GatewayCharge)
-                        .where(GatewayCharge.payment_id == payment_id)
-                        .with_for_update()
-                    )
-                ).scalar_one_or_none()
-                result = await _decide_refund(session, charge, payment_id, amount)
+                charge = await conn.fetchrow(
+                    "SELECT amount, status, payment_method FROM gateway_charges"
+                    " WHERE payment_id = $1 FOR UPDATE",
+                    payment_id,
+                )
+                result = await _decide_refund(conn, charge, payment_id, amount)
                 if isinstance(result, _AlreadyRefunded):
                     # Stripe answers charge_already_refunded, which the Stripe adapter reads
                     # as the earlier refund: the same answer here, nothing new recorded.
                     return RefundSucceeded(refund_id=result.refund_id)
-                stored = GatewayRefund(
-                    idempotency_key=idempotency_key,
-                    payment_id=payment_id,
-                    amount=amount,
-                    status="succeeded" if isinstance(result, RefundSucceeded) else "refused",
-                    refund_id=result.refund_id if isinstance(result, RefundSucceeded) else None,
-                    reason=result.reason if isinstance(result, RefundRefused) else None,
-                    message=result.message if isinstance(result, RefundRefused) else None,
+                succeeded = isinstance(result, RefundSucceeded)
+                refused = result if isinstance(result, RefundRefused) else None
+                refund_id = result.refund_id if isinstance(result, RefundSucceeded) else None
+                await conn.execute(
+                    """
+                    INSERT INTO gateway_refunds (idempotency_key, payment_id, amount, status,
+                        refund_id, reason, message)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7)
+                    """,
+                    idempotency_key,
+                    payment_id,
+                    amount,
+                    "succeeded" if succeeded else "refused",
+                    refund_id,
+                    refused.reason if refused else None,
+                    refused.message if refused else None,
                 )
-                session.add(stored)
-        if (stored.payment_id, stored.amount) != (payment_id, amount):
+                stored = {
+                    "payment_id": payment_id,
+                    "amount": amount,
+                    "status": "succeeded" if succeeded else "refused",
+                    "refund_id": refund_id,
+                    "reason": refused.reason if refused else None,
+                    "message": refused.message if refused else None,
+                }
+        if (stored["payment_id"], stored["amount"]) != (payment_id, amount):
             raise IdempotencyKeyReused(
                 f"idempotency key {idempotency_key!r} was first used for a different refund"
             )
-        if stored.status == "succeeded" and stored.refund_id is not None:
-            return RefundSucceeded(refund_id=stored.refund_id)
-        return RefundRefused(reason=stored.reason or "refund_failed", message=stored.message or "")
+        if stored["status"] == "succeeded" and stored["refund_id"] is not None:
+            return RefundSucceeded(refund_id=stored["refund_id"])
+        return RefundRefused(
+            reason=stored["reason"] or "refund_failed", message=stored["message"] or ""
+        )
 
     def _take_failure(self) -> bool:
         if self.fail_next <= 0:
@@ -214,37 +239,46 @@ class LocalGateway:
 
 
 @dataclass(frozen=True, slots=True)
+class _Charge:
+    payment_id: str
+    amount: int
+    currency: str
+    payment_method: str
+    status: str
+    decline_code: str | None
+    message: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class _AlreadyRefunded:
     refund_id: str
 
 
 async def _decide_refund(
-    session: AsyncSession, charge: GatewayCharge | None, payment_id: str, amount: int
+    conn: asyncpg.Connection, charge: asyncpg.Record | None, payment_id: str, amount: int
 ) -> RefundResult | _AlreadyRefunded:
     if charge is None:
         return RefundRefused("resource_missing", f"No such payment: {payment_id!r}.")
-    if charge.status != "succeeded":
+    if charge["status"] != "succeeded":
         return RefundRefused(
             "payment_intent_unexpected_state", "Only a successful charge can be refunded."
         )
-    if charge.payment_method in REFUND_FAILING_METHODS:
+    if charge["payment_method"] in REFUND_FAILING_METHODS:
         return RefundRefused(
-            "refund_failed", f"The refund failed ({charge.payment_method} refuses refunds)."
+            "refund_failed", f"The refund failed ({charge['payment_method']} refuses refunds)."
         )
-    succeeded = (
-        await session.execute(
-            select(GatewayRefund.refund_id, GatewayRefund.amount)
-            .where(GatewayRefund.payment_id == payment_id, GatewayRefund.status == "succeeded")
-            .order_by(GatewayRefund.created_at.desc())
-        )
-    ).all()
-    refunded = sum(row.amount for row in succeeded)
-    if succeeded and refunded >= charge.amount:
-        return _AlreadyRefunded(refund_id=str(succeeded[0].refund_id))
-    if amount <= 0 or refunded + amount > charge.amount:
+    succeeded = await conn.fetch(
+        "SELECT refund_id, amount FROM gateway_refunds"
+        " WHERE payment_id = $1 AND status = 'succeeded' ORDER BY created_at DESC",
+        payment_id,
+    )
+    refunded = sum(row["amount"] for row in succeeded)
+    if succeeded and refunded >= charge["amount"]:
+        return _AlreadyRefunded(refund_id=str(succeeded[0]["refund_id"]))
+    if amount <= 0 or refunded + amount > charge["amount"]:
         return RefundRefused(
             "amount_too_large",
-            f"Refund of {amount} exceeds the {charge.amount - refunded} left on the charge.",
+            f"Refund of {amount} exceeds the {charge['amount'] - refunded} left on the charge.",
         )
     return RefundSucceeded(refund_id=f"re_local_{uuid.uuid4().hex[:24]}")
 

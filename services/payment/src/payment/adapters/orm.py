@@ -24,7 +24,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from sagakit.db.models import Base, InboxMessage, OutboxMessage
+from sagakit.db.models import Base
+from sagakit.outbox.tables import InboxMessage, OutboxMessage
 
 __all__ = [
     "Base",

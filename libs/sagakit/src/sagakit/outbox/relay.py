@@ -21,10 +21,11 @@ import orjson
 
 from sagakit.backoff import sleep_unless
 from sagakit.db.engine import asyncpg_dsn
-from sagakit.db.unit_of_work import OUTBOX_CHANNEL
 from sagakit.errors import BrokerUnavailable
 from sagakit.messaging.producer import Producer
 from sagakit.ops import metrics
+from sagakit.outbox import store
+from sagakit.outbox.store import OUTBOX_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -105,18 +106,13 @@ class OutboxRelay:
         return False
 
     async def _publish_batch(self, conn: asyncpg.Connection) -> int:
-        rows = await conn.fetch(
-            "SELECT id, topic, key, headers, value FROM outbox ORDER BY id LIMIT $1",
-            self._batch_size,
-        )
+        rows = await store.pending_batch(conn, self._batch_size)
         # A full batch means at least that many were waiting: a floor, without a count query.
         metrics.OUTBOX_PENDING.labels(self._name).set(len(rows))
         if not rows:
             return 0
         await self._producer.send_many([_record(row) for row in rows])
-        await conn.execute(
-            "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
-        )
+        await store.delete_published(conn, [r["id"] for r in rows])
         self.published += len(rows)
         metrics.OUTBOX_PUBLISHED.labels(self._name).inc(len(rows))
         return len(rows)

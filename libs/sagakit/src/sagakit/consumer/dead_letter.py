@@ -1,0 +1,50 @@
+"""Dead-lettering: a record that cannot be processed goes to ``<topic>.dlq``, unchanged, with the
+reason and its origin added as headers (the original headers are kept)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiokafka import ConsumerRecord
+
+from sagakit.errors import PoisonMessage, SagaError
+from sagakit.messaging.envelope import Headers, decode_headers
+
+
+class DLQ:
+    """Header names added to a dead-lettered record."""
+
+    ERROR_CODE = "dlq-error-code"
+    REASON = "dlq-reason"
+    ORIGINAL_TOPIC = "dlq-original-topic"
+    ORIGINAL_PARTITION = "dlq-original-partition"
+    ORIGINAL_OFFSET = "dlq-original-offset"
+    CONSUMER_GROUP = "dlq-consumer-group"
+    FAILED_AT = "dlq-failed-at"
+
+
+def dlq_topic(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
+def dead_letter_headers(record: ConsumerRecord[Any, Any], error: SagaError, group: str) -> Headers:
+    headers = [(k, v) for k, v in (record.headers or ()) if not k.startswith("dlq-")]
+    headers += [
+        (DLQ.ERROR_CODE, error.code.encode()),
+        (DLQ.REASON, str(error)[:4000].encode()),
+        (DLQ.ORIGINAL_TOPIC, record.topic.encode()),
+        (DLQ.ORIGINAL_PARTITION, str(record.partition).encode()),
+        (DLQ.ORIGINAL_OFFSET, str(record.offset).encode()),
+        (DLQ.CONSUMER_GROUP, group.encode()),
+        (DLQ.FAILED_AT, str(time.time()).encode()),
+    ]
+    return headers
+
+
+def header(record: ConsumerRecord[Any, Any], name: str) -> str | None:
+    """One header of a record as text, None if absent or undecodable."""
+    try:
+        return decode_headers(record.headers).get(name)
+    except PoisonMessage:
+        return None

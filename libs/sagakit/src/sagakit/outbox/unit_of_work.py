@@ -1,0 +1,128 @@
+"""The unit of work: one PostgreSQL transaction holding a change, its outbox rows and its inbox
+rows. Leaving the context without ``commit()`` rolls back, so a handler that fails publishes
+nothing.
+
+Handlers run their statements on ``uow.conn`` (asyncpg, inside the transaction) and emit the
+messages they cause with ``uow.emit``; the rows are written by one statement at commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from types import TracebackType
+
+import asyncpg
+
+from sagakit.db.errors import raise_as_infrastructure
+from sagakit.db.pool import Database
+from sagakit.messaging.envelope import Envelope
+from sagakit.messaging.registry import Message
+from sagakit.outbox import store
+from sagakit.outbox.store import InboxEntry, OutboxRow
+
+log = logging.getLogger(__name__)
+
+
+class UnitOfWork:
+    """Async context manager around one pooled connection and one transaction."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._outbox: list[OutboxRow] = []
+        self._after_commit: list[Callable[[], Awaitable[None]]] = []
+        self._conn: asyncpg.Connection | None = None
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._transaction: asyncpg.transaction.Transaction | None = None
+        self._committed = False
+
+    @property
+    def conn(self) -> asyncpg.Connection:
+        if self._conn is None:
+            raise RuntimeError("UnitOfWork used outside 'async with'")
+        return self._conn
+
+    async def __aenter__(self) -> UnitOfWork:
+        self._outbox = []
+        self._after_commit = []
+        self._committed = False
+        stack = contextlib.AsyncExitStack()
+        try:
+            conn = await stack.enter_async_context(self._database.connection())
+            self._conn = conn
+            self._transaction = conn.transaction()
+            await self._transaction.start()
+        except BaseException as exc:
+            await stack.aclose()
+            self._conn = None
+            raise_as_infrastructure(exc)
+            raise
+        self._stack = stack
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._outbox = []
+        self._after_commit = []
+        transaction, self._transaction = self._transaction, None
+        stack, self._stack = self._stack, None
+        try:
+            if transaction is not None and not self._committed and self._conn is not None:
+                with contextlib.suppress(Exception):  # a lost connection rolls back by itself
+                    await transaction.rollback()
+        finally:
+            self._conn = None
+            if stack is not None:
+                await stack.__aexit__(exc_type, exc, tb)
+        if exc is not None:
+            raise_as_infrastructure(exc)
+
+    def emit(
+        self,
+        topic: str,
+        envelope: Envelope[Message],
+        *,
+        extra_headers: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """Queue a message to be written to the outbox in this transaction."""
+        self._outbox.append(OutboxRow.of(topic, envelope, extra_headers))
+
+    async def record_inbox(
+        self, envelope: Envelope[Message], *, topic: str, partition: int, offset: int
+    ) -> bool:
+        """Record a consumed message; False means it was seen before (a redelivery)."""
+        entry = InboxEntry(envelope.message_id, envelope.message_type, topic, partition, offset)
+        return bool(await store.insert_inbox(self.conn, [entry]))
+
+    async def record_inbox_many(self, entries: Sequence[InboxEntry]) -> set[uuid.UUID]:
+        """Record consumed messages in one statement; returns the ids seen for the first time."""
+        return await store.insert_inbox(self.conn, entries)
+
+    def after_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run ``callback`` once this transaction has committed (best effort, never rolled back:
+        for notifications such as live status pushes, not for anything that must not be lost)."""
+        self._after_commit.append(callback)
+
+    @property
+    def pending_messages(self) -> int:
+        return len(self._outbox)
+
+    async def commit(self) -> None:
+        if self._transaction is None:
+            raise RuntimeError("UnitOfWork.commit() outside 'async with'")
+        await store.insert_outbox(self.conn, self._outbox)
+        await self._transaction.commit()
+        self._committed = True
+        self._outbox = []
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            try:
+                await callback()
+            except Exception:  # the commit stands; a failed notification is only logged
+                log.warning("after-commit callback failed", exc_info=True)

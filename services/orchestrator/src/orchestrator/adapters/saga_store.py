@@ -1,0 +1,347 @@
+"""Sagas, their steps and history, and orders, as SQL on the unit of work's connection.
+
+The hot path of the orchestrator: every statement is multi-row (``unnest``), so a batch of any
+size costs the same few round trips. The ORM models in ``orm.py`` describe the same tables for
+Alembic and the read-only HTTP paths.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from orchestrator.domain.engine import HistoryLine
+from orchestrator.domain.saga import SagaState, StepState
+from orchestrator.domain.status import SagaStatus, StepStatus
+
+_SAGA_COLUMNS = """
+    s.saga_id, s.order_id, s.definition_name, s.definition_version, s.status, s.current_step,
+    s.awaiting_step, s.awaiting_message_id, s.deadline_at, s.compensation_attempts,
+    s.next_retry_at, s.failure_reason, s.context, s.traceparent, s.created_at, s.updated_at,
+    (SELECT jsonb_agg(jsonb_build_array(st.position, st.name, st.status, st.command_message_id)
+                      ORDER BY st.position)
+       FROM saga_steps st WHERE st.saga_id = s.saga_id) AS steps
+"""
+
+
+def _json(value: Any) -> str:
+    """jsonb values travel as text in arrays: a list would read as one more array dimension."""
+    return orjson.dumps(value).decode()
+
+
+def _state(row: asyncpg.Record) -> SagaState:
+    return SagaState(
+        saga_id=row["saga_id"],
+        order_id=row["order_id"],
+        definition_name=row["definition_name"],
+        definition_version=row["definition_version"],
+        status=SagaStatus(row["status"]),
+        current_step=row["current_step"],
+        awaiting_step=row["awaiting_step"],
+        awaiting_message_id=row["awaiting_message_id"],
+        deadline_at=row["deadline_at"],
+        compensation_attempts=row["compensation_attempts"],
+        next_retry_at=row["next_retry_at"],
+        failure_reason=row["failure_reason"],
+        context=row["context"],
+        traceparent=row["traceparent"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        steps=[
+            StepState(position, name, StepStatus(status), uuid.UUID(cmd) if cmd else None)
+            for position, name, status, cmd in row["steps"] or ()
+        ],
+    )
+
+
+async def lock(
+    conn: asyncpg.Connection, saga_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, SagaState]:
+    """These sagas, row-locked until the transaction ends, in saga id order (so two
+    transactions locking overlapping sets never deadlock). Unknown ids are absent."""
+    rows = await conn.fetch(
+        f"SELECT {_SAGA_COLUMNS} FROM sagas s WHERE s.saga_id = ANY($1::uuid[])"
+        " ORDER BY s.saga_id FOR UPDATE OF s",
+        sorted(set(saga_ids)),
+    )
+    return {row["saga_id"]: _state(row) for row in rows}
+
+
+async def lock_due(
+    conn: asyncpg.Connection, now: datetime, limit: int
+) -> tuple[list[SagaState], list[SagaState]]:
+    """Sagas whose deadline passed, and sagas whose compensation retry is due, that no other
+    transaction holds right now (``SKIP LOCKED``: replicas share the work, never twice)."""
+    overdue = await conn.fetch(
+        f"SELECT {_SAGA_COLUMNS} FROM sagas s"
+        " WHERE s.deadline_at IS NOT NULL AND s.deadline_at <= $1"
+        " ORDER BY s.deadline_at LIMIT $2 FOR UPDATE OF s SKIP LOCKED",
+        now,
+        limit,
+    )
+    # Only sagas that are compensating AND have a retry time: never NULL, never terminal.
+    retries = await conn.fetch(
+        f"SELECT {_SAGA_COLUMNS} FROM sagas s"
+        " WHERE s.status = 'COMPENSATING' AND s.next_retry_at IS NOT NULL"
+        " AND s.next_retry_at <= $1"
+        " ORDER BY s.next_retry_at LIMIT $2 FOR UPDATE OF s SKIP LOCKED",
+        now,
+        limit,
+    )
+    return [_state(r) for r in overdue], [_state(r) for r in retries]
+
+
+async def insert(conn: asyncpg.Connection, sagas: Sequence[SagaState]) -> None:
+    if not sagas:
+        return
+    await conn.execute(
+        """
+        INSERT INTO sagas (saga_id, order_id, definition_name, definition_version, status,
+            current_step, awaiting_step, awaiting_message_id, deadline_at,
+            compensation_attempts, next_retry_at, failure_reason, context, traceparent,
+            created_at, updated_at)
+        SELECT u.saga_id, u.order_id, u.definition_name, u.definition_version, u.status,
+               u.current_step, u.awaiting_step, u.awaiting_message_id, u.deadline_at,
+               u.compensation_attempts, u.next_retry_at, u.failure_reason, u.context::jsonb,
+               u.traceparent, u.created_at, u.created_at
+          FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[],
+                      $6::int[], $7::text[], $8::uuid[], $9::timestamptz[], $10::int[],
+                      $11::timestamptz[], $12::text[], $13::text[], $14::text[],
+                      $15::timestamptz[])
+            AS u(saga_id, order_id, definition_name, definition_version, status,
+                 current_step, awaiting_step, awaiting_message_id, deadline_at,
+                 compensation_attempts, next_retry_at, failure_reason, context, traceparent,
+                 created_at)
+        """,
+        *_saga_columns(sagas),
+        [s.created_at for s in sagas],
+    )
+    steps = [(s.saga_id, step) for s in sagas for step in s.steps]
+    await conn.execute(
+        """
+        INSERT INTO saga_steps (saga_id, position, name, status, command_message_id)
+        SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::uuid[])
+        """,
+        [saga_id for saga_id, _ in steps],
+        [step.position for _, step in steps],
+        [step.name for _, step in steps],
+        [str(step.status) for _, step in steps],
+        [step.command_message_id for _, step in steps],
+    )
+
+
+def _saga_columns(sagas: Sequence[SagaState]) -> list[list[Any]]:
+    return [
+        [s.saga_id for s in sagas],
+        [s.order_id for s in sagas],
+        [s.definition_name for s in sagas],
+        [s.definition_version for s in sagas],
+        [str(s.status) for s in sagas],
+        [s.current_step for s in sagas],
+        [s.awaiting_step for s in sagas],
+        [s.awaiting_message_id for s in sagas],
+        [s.deadline_at for s in sagas],
+        [s.compensation_attempts for s in sagas],
+        [s.next_retry_at for s in sagas],
+        [s.failure_reason for s in sagas],
+        [_json(s.context) for s in sagas],
+        [s.traceparent for s in sagas],
+    ]
+
+
+async def update(conn: asyncpg.Connection, sagas: Sequence[SagaState], now: datetime) -> None:
+    """Write the sagas' new state (every column the engine may change)."""
+    if not sagas:
+        return
+    await conn.execute(
+        """
+        UPDATE sagas s SET status = u.status, current_step = u.current_step,
+            awaiting_step = u.awaiting_step, awaiting_message_id = u.awaiting_message_id,
+            deadline_at = u.deadline_at, compensation_attempts = u.compensation_attempts,
+            next_retry_at = u.next_retry_at, failure_reason = u.failure_reason,
+            context = u.context::jsonb, updated_at = $10
+        FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::uuid[],
+                    $6::timestamptz[], $7::int[], $8::timestamptz[], $9::text[], $11::text[])
+            AS u(saga_id, status, current_step, awaiting_step, awaiting_message_id, deadline_at,
+                 compensation_attempts, next_retry_at, failure_reason, context)
+        WHERE s.saga_id = u.saga_id
+        """,
+        [s.saga_id for s in sagas],
+        [str(s.status) for s in sagas],
+        [s.current_step for s in sagas],
+        [s.awaiting_step for s in sagas],
+        [s.awaiting_message_id for s in sagas],
+        [s.deadline_at for s in sagas],
+        [s.compensation_attempts for s in sagas],
+        [s.next_retry_at for s in sagas],
+        [s.failure_reason for s in sagas],
+        now,
+        [_json(s.context) for s in sagas],
+    )
+
+
+async def update_steps(
+    conn: asyncpg.Connection, steps: Sequence[tuple[uuid.UUID, StepState]], now: datetime
+) -> None:
+    if not steps:
+        return
+    await conn.execute(
+        """
+        UPDATE saga_steps st SET status = u.status, command_message_id = u.command_message_id,
+            updated_at = $5
+        FROM unnest($1::uuid[], $2::int[], $3::text[], $4::uuid[])
+            AS u(saga_id, position, status, command_message_id)
+        WHERE st.saga_id = u.saga_id AND st.position = u.position
+        """,
+        [saga_id for saga_id, _ in steps],
+        [step.position for _, step in steps],
+        [str(step.status) for _, step in steps],
+        [step.command_message_id for _, step in steps],
+        now,
+    )
+
+
+async def append_history(
+    conn: asyncpg.Connection, lines: Sequence[tuple[uuid.UUID, HistoryLine]]
+) -> None:
+    if not lines:
+        return
+    await conn.execute(
+        """
+        INSERT INTO saga_history (saga_id, at, event, step, from_status, to_status, cause,
+            detail)
+        SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[],
+            $5::text[], $6::text[], $7::text[], $8::text[])
+        """,
+        [saga_id for saga_id, _ in lines],
+        [line.at for _, line in lines],
+        [line.event for _, line in lines],
+        [line.step for _, line in lines],
+        [line.from_status for _, line in lines],
+        [line.to_status for _, line in lines],
+        [line.cause for _, line in lines],
+        [line.detail for _, line in lines],
+    )
+
+
+# --- orders -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    order_id: uuid.UUID
+    customer_id: str
+    email: str
+    items: list[dict[str, Any]]
+    payment_method: str
+    currency: str
+    status: str
+    idempotency_key: str | None
+    request_hash: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredOrder:
+    order_id: uuid.UUID
+    customer_id: str
+    idempotency_key: str | None
+    request_hash: str
+    status: str
+    saga_id: uuid.UUID | None
+
+
+async def find_orders(
+    conn: asyncpg.Connection,
+    order_ids: Sequence[uuid.UUID],
+    keys: Sequence[tuple[str, str]],
+) -> list[StoredOrder]:
+    """Orders with any of these ids, or any of these (customer, Idempotency-Key) pairs."""
+    rows = await conn.fetch(
+        """
+        SELECT o.order_id, o.customer_id, o.idempotency_key, o.request_hash, o.status,
+               s.saga_id
+          FROM orders o LEFT JOIN sagas s ON s.order_id = o.order_id
+         WHERE o.order_id = ANY($1::uuid[])
+            OR (o.customer_id, o.idempotency_key) IN (
+                SELECT * FROM unnest($2::text[], $3::text[]))
+        """,
+        list(order_ids),
+        [customer for customer, _ in keys],
+        [key for _, key in keys],
+    )
+    return [StoredOrder(*row) for row in rows]
+
+
+async def insert_orders(conn: asyncpg.Connection, orders: Sequence[NewOrder]) -> set[uuid.UUID]:
+    """Insert the orders; returns the ids inserted. An order whose id or (customer, key) is
+    taken, by now or by a transaction that commits meanwhile, is left out (the caller reads
+    the winner): the unique constraints are the truth, not a look-up before the insert."""
+    if not orders:
+        return set()
+    rows = await conn.fetch(
+        """
+        INSERT INTO orders (order_id, customer_id, email, items, payment_method, currency,
+            status, idempotency_key, request_hash, source)
+        SELECT u.order_id, u.customer_id, u.email, u.items::jsonb, u.payment_method,
+               u.currency, u.status, u.idempotency_key, u.request_hash, u.source
+          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                      $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
+            AS u(order_id, customer_id, email, items, payment_method, currency, status,
+                 idempotency_key, request_hash, source)
+        ON CONFLICT DO NOTHING
+        RETURNING order_id
+        """,
+        [o.order_id for o in orders],
+        [o.customer_id for o in orders],
+        [o.email for o in orders],
+        [_json(o.items) for o in orders],  # text: a list would read as an array dimension
+        [o.payment_method for o in orders],
+        [o.currency for o in orders],
+        [o.status for o in orders],
+        [o.idempotency_key for o in orders],
+        [o.request_hash for o in orders],
+        [o.source for o in orders],
+    )
+    return {row[0] for row in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedOrder:
+    order_id: uuid.UUID
+    status: str
+    total: int | None
+
+
+async def finish_orders(
+    conn: asyncpg.Connection, finished: Sequence[FinishedOrder], now: datetime
+) -> None:
+    if not finished:
+        return
+    await conn.execute(
+        """
+        UPDATE orders o SET status = u.status, total = coalesce(u.total, o.total),
+            updated_at = $4
+        FROM unnest($1::uuid[], $2::text[], $3::bigint[]) AS u(order_id, status, total)
+        WHERE o.order_id = u.order_id
+        """,
+        [f.order_id for f in finished],
+        [f.status for f in finished],
+        [f.total for f in finished],
+        now,
+    )
+
+
+async def count_in_flight(conn: asyncpg.Connection) -> int:
+    """Sagas not yet terminal: what admission control bounds."""
+    return int(
+        await conn.fetchval(
+            "SELECT count(*) FROM sagas WHERE status IN ('RUNNING', 'COMPENSATING')"
+        )
+    )

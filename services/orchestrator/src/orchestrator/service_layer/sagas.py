@@ -1,0 +1,255 @@
+"""The saga service: loads states, lets the engine decide, writes the decisions of a batch.
+
+Everything runs inside the caller's unit of work, with the sagas row-locked, so the state
+changes, their history, the orders they finish and the messages they send commit together
+(the outbox) or not at all. A batch costs the same few statements whatever its size.
+
+A saga the engine cannot decide for (a bug, a definition no longer deployed) is parked for
+operators (``SagaEngine.fault``); the others in the batch go on, and so does the orchestrator.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from orchestrator.adapters import saga_store
+from orchestrator.adapters.saga_store import FinishedOrder
+from orchestrator.domain.engine import (
+    DeadlinePassed,
+    Decision,
+    Event,
+    HistoryLine,
+    OperatorCancel,
+    OperatorRefused,
+    OperatorRetry,
+    ReplyReceived,
+    RetryDue,
+    SagaEngine,
+)
+from orchestrator.domain.saga import SagaState, StepState
+from orchestrator.domain.status import ORDER_STATUS_FOR, SagaStatus
+from orchestrator.domain.workflow import Context, WorkflowDefinition
+from sagakit.messaging.envelope import Envelope
+from sagakit.outbox.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """A saga reached a terminal status (pushed to live order-status subscribers)."""
+
+    order_id: uuid.UUID
+    saga_id: uuid.UUID
+    order_status: str
+    saga_status: str
+    total: int | None
+
+
+StatusListener = Callable[[Sequence[StatusChange]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class NewSaga:
+    saga_id: uuid.UUID
+    order_id: uuid.UUID
+    definition: WorkflowDefinition
+    context: Context
+    traceparent: str
+    cause: str
+
+
+class SagaService:
+    def __init__(
+        self,
+        engine: SagaEngine,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        on_status_change: StatusListener | None = None,
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self._on_status_change = on_status_change
+
+    # --- entry points ---------------------------------------------------------------------------
+
+    async def start(self, uow: UnitOfWork, sagas: Sequence[NewSaga]) -> None:
+        """Create sagas of new orders and send their first commands (same transaction)."""
+        now = self.clock()
+        batch = _Batch(now)
+        for new in sagas:
+            decision = self.engine.start(
+                saga_id=new.saga_id,
+                order_id=new.order_id,
+                definition=new.definition,
+                context=new.context,
+                traceparent=new.traceparent,
+                now=now,
+                cause=new.cause,
+            )
+            batch.created.append(decision.state)
+            batch.take(decision)
+        await saga_store.insert(uow.conn, batch.created)
+        await self._write(uow, batch)
+
+    async def on_replies(self, envelopes: Sequence[Envelope[Any]], uow: UnitOfWork) -> None:
+        """Apply replies in order (the consumer's batch handler). A saga answered several
+        times in the batch is decided reply after reply and written once."""
+        ids = [e.saga_id for e in envelopes if e.saga_id is not None]
+        states = await saga_store.lock(uow.conn, ids)
+        batch = _Batch(self.clock())
+        for envelope in envelopes:
+            state = states.get(envelope.saga_id) if envelope.saga_id else None
+            if state is None:
+                log.warning(
+                    "reply %s for %s ignored",
+                    envelope.message_id,
+                    f"unknown saga {envelope.saga_id}" if envelope.saga_id else "no saga id",
+                )
+                continue
+            self._apply(batch, state, ReplyReceived(envelope))
+        await self._write(uow, batch)
+
+    async def on_due(self, uow: UnitOfWork, limit: int) -> int:
+        """Passed deadlines and due compensation retries; returns how many sagas moved."""
+        now = self.clock()
+        overdue, retries = await saga_store.lock_due(uow.conn, now, limit)
+        batch = _Batch(now)
+        for state in overdue:
+            self._apply(batch, state, DeadlinePassed())
+        for state in retries:
+            if state.saga_id not in batch.loaded:
+                self._apply(batch, state, RetryDue())
+        await self._write(uow, batch)
+        return len(batch.changed_ids)
+
+    async def retry_by_operator(
+        self, uow: UnitOfWork, saga_id: uuid.UUID, who: str, reason: str | None = None
+    ) -> SagaState:
+        """Raises LookupError (unknown saga) or SagaNotRetriable (not COMPENSATION_FAILED)."""
+        return await self._operator(uow, saga_id, OperatorRetry(who, reason))
+
+    async def cancel_by_operator(
+        self, uow: UnitOfWork, saga_id: uuid.UUID, who: str, reason: str
+    ) -> SagaState:
+        """Raises LookupError (unknown saga) or SagaNotCancellable (not RUNNING)."""
+        return await self._operator(uow, saga_id, OperatorCancel(who, reason))
+
+    async def _operator(self, uow: UnitOfWork, saga_id: uuid.UUID, event: Event) -> SagaState:
+        state = (await saga_store.lock(uow.conn, [saga_id])).get(saga_id)
+        if state is None:
+            raise LookupError(f"saga {saga_id} not found")
+        batch = _Batch(self.clock())
+        self._apply(batch, state, event)
+        await self._write(uow, batch)
+        return batch.current(state)
+
+    # --- deciding and writing -------------------------------------------------------------------
+
+    def _apply(self, batch: _Batch, loaded: SagaState, event: Event) -> None:
+        state = batch.current(loaded)
+        try:
+            decision = self.engine.decide(state, event, batch.now)
+        except OperatorRefused:
+            raise
+        except Exception as exc:
+            log.exception("saga %s: the engine failed on %s; parking it", state.saga_id, event)
+            decision = self.engine.fault(state, exc, batch.now)
+        batch.record(loaded, decision)
+
+    async def _write(self, uow: UnitOfWork, batch: _Batch) -> None:
+        conn, now = uow.conn, batch.now
+        changed = [batch.latest[i] for i in batch.changed_ids if i not in batch.created_ids]
+        await saga_store.update(conn, changed, now)
+        await saga_store.update_steps(conn, batch.changed_steps(), now)
+        await saga_store.append_history(conn, batch.history)
+        await saga_store.finish_orders(conn, batch.finished_orders(), now)
+        for _, outgoing in batch.messages:
+            uow.emit(outgoing.topic, outgoing.envelope, extra_headers=outgoing.extra_headers)
+        if batch.finished and self._on_status_change is not None:
+            listener, changes = self._on_status_change, batch.status_changes()
+            uow.after_commit(lambda: listener(changes))
+
+
+@dataclass
+class _Batch:
+    """Decisions of one transaction, folded per saga and written together."""
+
+    now: datetime
+    loaded: dict[uuid.UUID, SagaState] = field(default_factory=dict)
+    latest: dict[uuid.UUID, SagaState] = field(default_factory=dict)
+    changed_ids: list[uuid.UUID] = field(default_factory=list)
+    created: list[SagaState] = field(default_factory=list)
+    history: list[tuple[uuid.UUID, HistoryLine]] = field(default_factory=list)
+    messages: list[tuple[uuid.UUID, Any]] = field(default_factory=list)
+    finished: dict[uuid.UUID, SagaStatus] = field(default_factory=dict)
+
+    @property
+    def created_ids(self) -> set[uuid.UUID]:
+        return {s.saga_id for s in self.created}
+
+    def current(self, loaded: SagaState) -> SagaState:
+        return self.latest.get(loaded.saga_id, loaded)
+
+    def take(self, decision: Decision) -> None:
+        self.record(decision.state, decision)
+
+    def record(self, loaded: SagaState, decision: Decision) -> None:
+        saga_id = loaded.saga_id
+        self.loaded.setdefault(saga_id, loaded)
+        if not decision.changed:
+            return
+        self.latest[saga_id] = decision.state
+        if saga_id not in self.changed_ids:
+            self.changed_ids.append(saga_id)
+        self.history += [(saga_id, line) for line in decision.history]
+        self.messages += [(saga_id, outgoing) for outgoing in decision.messages]
+        if decision.finished is not None:
+            self.finished[saga_id] = decision.finished
+
+    def changed_steps(self) -> list[tuple[uuid.UUID, StepState]]:
+        steps = []
+        created = self.created_ids
+        for saga_id in self.changed_ids:
+            if saga_id in created:
+                continue
+            before = {s.position: s for s in self.loaded[saga_id].steps}
+            for step in self.latest[saga_id].steps:
+                old = before.get(step.position)
+                if old is None or (old.status, old.command_message_id) != (
+                    step.status,
+                    step.command_message_id,
+                ):
+                    steps.append((saga_id, step))
+        return steps
+
+    def finished_orders(self) -> list[FinishedOrder]:
+        return [
+            FinishedOrder(
+                order_id=self.latest[saga_id].order_id,
+                status=ORDER_STATUS_FOR[status],
+                total=self.latest[saga_id].context.get("total"),
+            )
+            for saga_id, status in self.finished.items()
+        ]
+
+    def status_changes(self) -> list[StatusChange]:
+        return [
+            StatusChange(
+                order_id=self.latest[saga_id].order_id,
+                saga_id=saga_id,
+                order_status=ORDER_STATUS_FOR[status],
+                saga_status=status,
+                total=self.latest[saga_id].context.get("total"),
+            )
+            for saga_id, status in self.finished.items()
+        ]
