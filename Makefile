@@ -82,9 +82,18 @@ test-saga: install ## Against running services: one live order of every kind, an
 
 BENCH_ORDERS ?= 2000
 BENCH_CONCURRENCY ?= 32
+BENCH_RATE ?=
+BENCH_SECONDS ?= 60
+BENCH_VIA ?= http
+BENCH_SWEEP ?= 50,100,150,200,250,300,400
 .PHONY: bench
-bench: install ## Against running services: N orders (BENCH_ORDERS=2000), sagas/s and latency p50/p95/p99 + PNG
-	@$(UV) run --frozen saga-bench --orders $(BENCH_ORDERS) --concurrency $(BENCH_CONCURRENCY)
+bench: install ## Against running services: closed loop (BENCH_ORDERS), or open loop at BENCH_RATE/s for BENCH_SECONDS; JSON + PNG
+	@$(UV) run --frozen saga-bench --via $(BENCH_VIA) --seconds $(BENCH_SECONDS) \
+	  $(if $(BENCH_RATE),--rate $(BENCH_RATE),--orders $(BENCH_ORDERS) --concurrency $(BENCH_CONCURRENCY))
+
+.PHONY: bench-sweep
+bench-sweep: install ## Against running services: open loops at BENCH_SWEEP rates (20 s each): throughput and p99 vs offered + PNG
+	@$(UV) run --frozen saga-bench --via $(BENCH_VIA) --sweep $(BENCH_SWEEP) --seconds 20
 
 .PHONY: services-status
 services-status: ## Show the background services started by `make demo`

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,11 +78,11 @@ class System:
         await new.wait_ready()
 
 
-@pytest_asyncio.fixture(scope="module")
-async def system(infra: Infra, tmp_path_factory) -> AsyncIterator[System]:  # type: ignore[no-untyped-def]
+@contextlib.asynccontextmanager
+async def running_system(infra: Infra, logs: Path, **env_overrides: str) -> AsyncIterator[System]:
+    """The four services on fresh topics and freshly migrated, emptied test databases."""
     prefix = unique_name("e2e") + "."
     await create_topics(infra.kafka_bootstrap_servers, [prefix + t for t in TOPICS], partitions=3)
-    logs = tmp_path_factory.mktemp("services")
     processes = {}
     for service in SERVICES:
         await reset_database(
@@ -89,6 +90,7 @@ async def system(infra: Infra, tmp_path_factory) -> AsyncIterator[System]:  # ty
         )
         env = {
             **SYSTEM_ENV,
+            **env_overrides,
             f"{service.upper()}_DATABASE_URL": infra.database_url(service),
             "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap_servers,
             "REDIS_URL": infra.redis_url,
@@ -107,3 +109,9 @@ async def system(infra: Infra, tmp_path_factory) -> AsyncIterator[System]:  # ty
             process.kill()
         for name, code in zip(processes, codes, strict=True):
             assert code == 0, f"{name} did not stop cleanly ({code}): {processes[name].tail()}"
+
+
+@pytest_asyncio.fixture(scope="module")
+async def system(infra: Infra, tmp_path_factory) -> AsyncIterator[System]:  # type: ignore[no-untyped-def]
+    async with running_system(infra, tmp_path_factory.mktemp("services")) as system:
+        yield system

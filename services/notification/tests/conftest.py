@@ -123,6 +123,7 @@ class Kit:
 
     sessions: async_sessionmaker[AsyncSession]
     database: Database
+    mailers: list[SmtpMailer] = field(default_factory=list)
     topics: Topics = field(default_factory=lambda: Topics(unique_name("notif") + "."))
     sender: str = SENDER
 
@@ -158,7 +159,7 @@ class Kit:
         clock: Callable[[], datetime] = utcnow,
     ) -> SmtpMailer:
         """The real mailer with short backoffs; the local SMTP server unless told otherwise."""
-        return SmtpMailer(
+        mailer = SmtpMailer(
             host=host,
             port=port,
             timeout_s=timeout_s,
@@ -167,6 +168,8 @@ class Kit:
             backoff_cap_s=0.05,
             clock=clock,
         )
+        self.mailers.append(mailer)  # its kept-open connections are closed after the test
+        return mailer
 
     def handlers(
         self,
@@ -267,11 +270,14 @@ class Kit:
         return delivered(message_id)
 
 
-@pytest.fixture
-def kit(
+@pytest_asyncio.fixture
+async def kit(
     notification_sessions: async_sessionmaker[AsyncSession], notification_database: Database
-) -> Kit:
-    return Kit(notification_sessions, notification_database)
+) -> AsyncIterator[Kit]:
+    kit = Kit(notification_sessions, notification_database)
+    yield kit
+    for mailer in kit.mailers:
+        await mailer.close()
 
 
 @dataclass
@@ -306,6 +312,7 @@ class FaultySmtp:
     rcpt_reply: str = "451 4.3.0 Try again later (fault injection)"
     rcpt_attempts: int = 0
     accepted: list[bytes] = field(default_factory=list)
+    connections: int = 0
     _server: asyncio.Server | None = None
 
     async def handle_RCPT(
@@ -329,9 +336,12 @@ class FaultySmtp:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: SMTP(self, hostname="faulty.local"), host=self.host, port=self.port
-        )
+
+        def connected() -> SMTP:
+            self.connections += 1
+            return SMTP(self, hostname="faulty.local")
+
+        self._server = await loop.create_server(connected, host=self.host, port=self.port)
 
     async def stop(self) -> None:
         if self._server is not None:

@@ -22,6 +22,7 @@ def bootstrap(settings: Settings | None = None) -> Service:
         timeout_s=settings.smtp_timeout_s,
         max_attempts=settings.smtp_max_attempts,
     )
+    service.closers.append(mailer.close)
     confirmations = Confirmations(
         mailer=mailer,
         database=service.database,

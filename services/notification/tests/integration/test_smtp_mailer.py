@@ -2,11 +2,10 @@
 
 import uuid
 from datetime import UTC, datetime
-from email.message import EmailMessage
 
 import pytest
 
-from notification.domain.confirmation import build_confirmation, message_id_for
+from notification.domain.confirmation import OutgoingEmail, build_confirmation, message_id_for
 from notification.domain.errors import SmtpRejected
 from sagakit.contracts import PricedLine
 from sagakit.errors import GatewayUnavailable
@@ -14,7 +13,7 @@ from sagakit.errors import GatewayUnavailable
 pytestmark = pytest.mark.integration
 
 
-def confirmation(recipient: str) -> tuple[str, EmailMessage]:
+def confirmation(recipient: str) -> tuple[str, OutgoingEmail]:
     order_id = uuid.uuid4()
     message = build_confirmation(
         order_id=order_id,
@@ -82,3 +81,16 @@ async def test_a_server_answering_451_n_times_is_retried_exactly_that_often(
     await kit.mailer(port=faulty_smtp.port, max_attempts=3).send(message)
     assert faulty_smtp.rcpt_attempts == 3
     assert [m["Message-ID"] for m in faulty_smtp.messages()] == [message_id]
+
+
+async def test_messages_share_a_kept_open_connection_and_a_failed_one_is_not_reused(
+    kit, faulty_smtp
+) -> None:
+    mailer = kit.mailer(port=faulty_smtp.port, max_attempts=3)
+    for _ in range(3):
+        await mailer.send(confirmation(f"ada-{uuid.uuid4().hex[:8]}@example.com")[1])
+    assert (faulty_smtp.connections, len(faulty_smtp.accepted)) == (1, 3)
+
+    faulty_smtp.failures = 1  # the next RCPT is refused with a 451: that connection is dropped
+    await mailer.send(confirmation(f"ada-{uuid.uuid4().hex[:8]}@example.com")[1])
+    assert (faulty_smtp.connections, len(faulty_smtp.accepted)) == (2, 4)

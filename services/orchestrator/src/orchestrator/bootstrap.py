@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from orchestrator.adapters import saga_store
 from orchestrator.adapters.redis_features import RedisFeatures
 from orchestrator.domain.engine import RetryPolicy, SagaEngine
 from orchestrator.domain.order_workflow import ORDER_WORKFLOW, order_workflow
 from orchestrator.domain.workflow import WorkflowRegistry
 from orchestrator.entrypoints import api
+from orchestrator.service_layer.admission import AdmissionControl
 from orchestrator.service_layer.handlers import install_handlers
 from orchestrator.service_layer.intake import IntakeQueue, OrderIntake
 from orchestrator.service_layer.sagas import SagaService, StatusChange
@@ -71,7 +73,13 @@ def bootstrap(
     )
     sagas = SagaService(engine, on_status_change=push_status)
     intake = OrderIntake(sagas, workflows.latest(workflow_name))
-    install_handlers(service.consumer, sagas, intake, registry)
+    admission = AdmissionControl(
+        lambda: service.database.fetchval(saga_store.COUNT_IN_FLIGHT),
+        max_in_flight=settings.max_in_flight,
+    )
+    service.workers.append(admission.run)
+    service.consumer.throttle(topics.orders, admission.room)
+    install_handlers(service.consumer, sagas, intake, registry, admission)
     scheduler = Scheduler(
         sagas,
         service.uow,
@@ -87,6 +95,7 @@ def bootstrap(
             sessions=service.session_factory,
             intake=IntakeQueue(intake, service.uow),
             sagas=sagas,
+            admission=admission,
             redis=redis,
             admin_token=settings.admin_token,
         ),

@@ -31,6 +31,9 @@ class Settings(ServiceSettings):
         default=0.5, validation_alias="SCHEDULER_POLL_INTERVAL_S"
     )
     scheduler_batch_size: int = Field(default=100, validation_alias="SCHEDULER_BATCH_SIZE")
+    # Admission control: the most sagas in flight (RUNNING or COMPENSATING). Beyond it POST
+    # /orders answers 503 with Retry-After and the orders topic waits (see admission.py).
+    max_in_flight: int = Field(default=500, ge=1, validation_alias="SAGA_MAX_IN_FLIGHT")
 
     admin_token: str = Field(default="local-admin-token", validation_alias="ADMIN_TOKEN")
     order_max_body_bytes: int = Field(default=65_536, validation_alias="ORDER_MAX_BODY_BYTES")

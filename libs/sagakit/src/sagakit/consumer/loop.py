@@ -1,24 +1,27 @@
 """The consumer loop, with group commit.
 
-Each ``getmany`` batch is split by partition; partitions are processed concurrently, each strictly
-in order. A partition's records are decoded and validated (poison goes to ``<topic>.dlq``), then
-handled together in ONE database transaction: their inbox rows inserted by one statement (a
-redelivered id is dropped there), their handlers run one after the other (or one batch handler
-takes them all), the outbox rows they emitted written by one statement, one commit. Offsets
-(``record.offset + 1``) are committed to Kafka only after the database commit, once per batch.
+Each ``getmany`` batch is decoded and validated (poison goes to ``<topic>.dlq``), then all its
+records are handled together in ONE database transaction: their inbox rows inserted by one
+statement (a redelivered id is dropped there), their handlers run (a batch handler takes all the
+records of its types at once, each partition's records in order), the outbox rows they emitted
+written by one statement, one commit. Offsets (``record.offset + 1``) are committed to Kafka
+only after the database commit, once per batch. Partitions are independent, so one transaction
+may hold many: fewer round trips and commits, whatever the number of partitions.
 
 Errors:
 - retriable (database or broker down, deadlock): the same records are retried with capped
-  backoff, never skipped, until they succeed or the partition is revoked or the service stops;
+  backoff, never skipped, until they succeed or the partitions are revoked or the service stops;
 - poison: dead-lettered with the reason in headers, then the loop carries on;
-- anything else (a bug, or one bad record): the batch is rolled back and its records are handled
-  one at a time, each in its own transaction; a record that keeps failing is tried a few times in
-  case it was transient, then dead-lettered as ``handler_failed`` so it cannot stall its partition.
+- anything else (a bug, or one bad record): the transaction is rolled back and the records are
+  handled one at a time, each in its own transaction; a record that keeps failing is tried a few
+  times in case it was transient, then dead-lettered as ``handler_failed`` so it cannot stall
+  its partition.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -52,15 +55,16 @@ Handler = Callable[[Envelope[Any], UnitOfWork], Awaitable[None]]
 # Takes consecutive records of its types at once (the orchestrator loads every saga they answer
 # with one query). Records of one partition reach it in order.
 BatchHandler = Callable[[Sequence[Envelope[Any]], UnitOfWork], Awaitable[None]]
-# Runs first in every batch transaction, with the records about to be handled (say, to take
-# their row locks in one fixed order).
-PrepareHook = Callable[[Sequence[Envelope[Any]], UnitOfWork], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
 class _Item:
+    tp: TopicPartition
     record: ConsumerRecord[Any, Any]
     envelope: Envelope[Any]
+
+    def __str__(self) -> str:
+        return f"{self.tp.topic}:{self.tp.partition}@{self.record.offset}"
 
 
 class _Abandoned(Exception):
@@ -92,7 +96,6 @@ class Consumer:
         self._registry = registry
         self._handlers: dict[str, Handler] = dict(handlers or {})
         self._batch_handlers: dict[str, BatchHandler] = {}
-        self._prepare: PrepareHook | None = None
         self._uow_factory = uow_factory
         self._producer = producer
         self._max_records = max_records
@@ -100,7 +103,7 @@ class Consumer:
         self._backoff_cap_s = backoff_cap_s
         self._handler_max_attempts = handler_max_attempts
         self._kafka_options = dict(kafka_options or {})
-        self._paused_when: dict[str, Callable[[], bool]] = {}
+        self._room: dict[str, Callable[[], int]] = {}
 
         self._kafka: AIOKafkaConsumer | None = None
         self._stopping = asyncio.Event()
@@ -120,13 +123,10 @@ class Consumer:
         for message_type in message_types:
             self._batch_handlers[message_type] = handler
 
-    def prepare_batches(self, hook: PrepareHook) -> None:
-        self._prepare = hook
-
-    def pause_while(self, topic: str, condition: Callable[[], bool]) -> None:
-        """Fetch nothing from ``topic`` while ``condition()`` holds (checked before each fetch):
-        back pressure, the records wait in Kafka."""
-        self._paused_when[topic] = condition
+    def throttle(self, topic: str, room: Callable[[], int]) -> None:
+        """Take at most ``room()`` records of ``topic`` per batch, and fetch none while it is 0:
+        back pressure, the others wait in Kafka (the consumer seeks back to them)."""
+        self._room[topic] = room
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -189,61 +189,74 @@ class Consumer:
     async def _poll_once(self) -> None:
         assert self._kafka is not None
         self._apply_back_pressure()
-        batch = await self._kafka.getmany(timeout_ms=500, max_records=self._max_records)
-        if not batch:
+        fetched = await self._kafka.getmany(timeout_ms=500, max_records=self._max_records)
+        if not fetched:
             return
         async with self._batch_lock:
-            done: dict[TopicPartition, int] = {}
             assigned = self._kafka.assignment()
+            batch = self._within_room(
+                {
+                    tp: records
+                    for tp, records in fetched.items()
+                    if tp in assigned and tp not in self._revoking
+                }
+            )
             try:
-                # Partitions are independent (order only matters within one), so they are
-                # processed concurrently, each strictly in order and in its own transactions.
-                await asyncio.gather(
-                    *(
-                        self._process_partition(tp, records, done)
-                        for tp, records in batch.items()
-                        if tp in assigned and tp not in self._revoking
-                    )
-                )
-            finally:
-                await self._commit(done)
+                await self._process(batch)
+            except _Abandoned:
+                return  # nothing committed: the records come again, the inbox drops the done ones
+            await self._commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
 
     def _apply_back_pressure(self) -> None:
-        if not self._paused_when or self._kafka is None:
+        if not self._room or self._kafka is None:
             return
         for tp in self._kafka.assignment():
-            condition = self._paused_when.get(tp.topic)
-            if condition is None:
+            room = self._room.get(tp.topic)
+            if room is None:
                 continue
-            if condition():
+            if room() <= 0:
                 self._kafka.pause(tp)
             elif tp in self._kafka.paused():
                 self._kafka.resume(tp)
 
-    async def _process_partition(
-        self,
-        tp: TopicPartition,
-        records: list[ConsumerRecord[Any, Any]],
-        done: dict[TopicPartition, int],
-    ) -> None:
-        """Handle runs of good records in one transaction each; poison in between goes to the
-        DLQ in its place, so the committed offset never passes an unhandled record."""
-        run: list[_Item] = []
-        try:
+    def _within_room(
+        self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
+    ) -> dict[TopicPartition, list[ConsumerRecord[Any, Any]]]:
+        """Throttled topics' records cut to their room; the consumer goes back to the first
+        record cut, so it is fetched again (nothing past it is committed)."""
+        if not self._room or self._kafka is None:
+            return batch
+        budgets = {topic: room() for topic, room in self._room.items()}
+        kept = {}
+        for tp, records in batch.items():
+            if tp.topic not in budgets:
+                kept[tp] = records
+                continue
+            take = max(0, min(len(records), budgets[tp.topic]))
+            budgets[tp.topic] -= take
+            if take < len(records):
+                self._kafka.seek(tp, records[take].offset)
+            if take:
+                kept[tp] = records[:take]
+        return kept
+
+    async def _process(self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
+        """Every record of the batch handled or dead-lettered, or ``_Abandoned``."""
+        items: list[_Item] = []
+        for tp, records in batch.items():  # partition by partition, each in order
             for record in records:
                 try:
-                    run.append(_Item(record, self._decode(record)))
-                    continue
+                    items.append(_Item(tp, record, self._decode(record)))
                 except PoisonMessage as poison:
-                    await self._handle_run(tp, run, done)
-                    run = []
-                    if self._stopping.is_set():
-                        return
-                    await self._dead_letter(tp, record, poison)
-                    done[tp] = record.offset + 1
-            await self._handle_run(tp, run, done)
-        except _Abandoned:
+                    await self._dead_letter(record, poison)
+        if not items:
             return
+        if len(items) > 1 and await self._handle_together(items):
+            return
+        for item in items:
+            if self._stopping.is_set():
+                raise _Abandoned
+            await self._handle_alone(item)
 
     def _decode(self, record: ConsumerRecord[Any, Any]) -> Envelope[Any]:
         envelope = Envelope.from_record(record.headers, record.value, self._registry)
@@ -252,75 +265,58 @@ class Consumer:
             raise UnexpectedMessage(f"{kind!r} is not handled by consumer group {self._group_id!r}")
         return envelope
 
-    async def _handle_run(
-        self, tp: TopicPartition, run: list[_Item], done: dict[TopicPartition, int]
-    ) -> None:
-        if not run or self._stopping.is_set():
-            return
-        if len(run) == 1 or not await self._handle_together(tp, run):
-            for item in run:
-                if self._stopping.is_set():
-                    return
-                await self._handle_alone(tp, item)
-                done[tp] = item.record.offset + 1
-        done[tp] = run[-1].record.offset + 1
-
-    async def _handle_together(self, tp: TopicPartition, run: list[_Item]) -> bool:
-        """All of ``run`` in one transaction, retrying outages; False when a record failed
+    async def _handle_together(self, items: list[_Item]) -> bool:
+        """All of ``items`` in one transaction, retrying outages; False when a record failed
         otherwise (a bug or a bad record): then each is handled alone."""
         attempt = 0
         while True:
             started = time.perf_counter()
             try:
-                await self._transaction(tp, run)
+                await self._transaction(items)
             except Exception as exc:
                 if not _is_retriable(exc):
                     log.warning(
-                        "consumer %s: a batch of %d on %s:%d failed (%s: %s); "
-                        "handling its records one by one",
+                        "consumer %s: a batch of %d records failed (%s: %s); "
+                        "handling them one by one",
                         self._group_id,
-                        len(run),
-                        tp.topic,
-                        tp.partition,
+                        len(items),
                         type(exc).__name__,
                         exc,
                     )
                     return False
                 attempt += 1
-                await self._retry_later(tp, run[0].record, exc, attempt)
+                await self._retry_later(items[0], exc, attempt)
                 continue
-            metrics.BATCH_SECONDS.labels(tp.topic).observe(time.perf_counter() - started)
+            metrics.BATCH_SECONDS.labels(self._group_id).observe(time.perf_counter() - started)
             return True
 
-    async def _handle_alone(self, tp: TopicPartition, item: _Item) -> None:
+    async def _handle_alone(self, item: _Item) -> None:
         attempt = 0
         while True:
             started = time.perf_counter()
             try:
-                await self._transaction(tp, [item])
+                await self._transaction([item])
             except Exception as exc:  # classified below: retry, or dead-letter a persistent bug
                 attempt += 1
                 if not _is_retriable(exc) and (
                     isinstance(exc, SagaError) or attempt >= self._handler_max_attempts
                 ):
                     log.exception(
-                        "consumer %s: record %s:%d@%d failed %d time(s); dead-lettering it",
+                        "consumer %s: record %s failed %d time(s); dead-lettering it",
                         self._group_id,
-                        tp.topic,
-                        tp.partition,
-                        item.record.offset,
+                        item,
                         attempt,
                     )
                     await self._dead_letter(
-                        tp, item.record, HandlerFailed(f"{type(exc).__name__}: {exc}")
+                        item.record, HandlerFailed(f"{type(exc).__name__}: {exc}")
                     )
                     return
-                await self._retry_later(tp, item.record, exc, attempt)
+                await self._retry_later(item, exc, attempt)
                 continue
-            metrics.BATCH_SECONDS.labels(tp.topic).observe(time.perf_counter() - started)
+            metrics.BATCH_SECONDS.labels(self._group_id).observe(time.perf_counter() - started)
             return
 
-    async def _transaction(self, tp: TopicPartition, run: Sequence[_Item]) -> None:
+    async def _transaction(self, items: Sequence[_Item]) -> None:
         """The records' inbox rows, their handlers and their outbox rows: one commit."""
         async with self._uow_factory() as uow:
             fresh_ids = await uow.record_inbox_many(
@@ -328,55 +324,49 @@ class Consumer:
                     InboxEntry(
                         i.envelope.message_id,
                         i.envelope.message_type,
-                        tp.topic,
-                        tp.partition,
+                        i.tp.topic,
+                        i.tp.partition,
                         i.record.offset,
                     )
-                    for i in run
+                    for i in items
                 ]
             )
-            fresh: list[Envelope[Any]] = []
-            for item in run:
-                message_id = item.envelope.message_id
-                if message_id in fresh_ids:
-                    fresh_ids.discard(message_id)  # a second copy in this run is a duplicate
-                    fresh.append(item.envelope)
+            fresh: list[_Item] = []
+            for item in items:
+                if item.envelope.message_id in fresh_ids:
+                    fresh_ids.discard(item.envelope.message_id)  # a second copy is a duplicate
+                    fresh.append(item)
                 else:
                     metrics.MESSAGES_CONSUMED.labels(
-                        tp.topic, item.envelope.message_type, "duplicate"
+                        item.tp.topic, item.envelope.message_type, "duplicate"
                     ).inc()
-            if fresh:
-                if self._prepare is not None:
-                    await self._prepare(fresh, uow)
-                for chunk, batch_handler in _runs_by_handler(fresh, self._batch_handlers):
-                    if batch_handler is not None:
-                        await batch_handler(chunk, uow)
-                    else:
-                        for envelope in chunk:
-                            await self._handlers[envelope.message_type](envelope, uow)
+            for envelopes, batch_handler in _handler_groups(fresh, self._batch_handlers):
+                if batch_handler is not None:
+                    await batch_handler(envelopes, uow)
+                else:
+                    for envelope in envelopes:
+                        await self._handlers[envelope.message_type](envelope, uow)
             await uow.commit()
-        for envelope in fresh:
-            metrics.MESSAGES_CONSUMED.labels(tp.topic, envelope.message_type, "handled").inc()
-        metrics.BATCH_RECORDS.labels(tp.topic).observe(len(run))
-        self.processed += len(run)
+        for item in fresh:
+            metrics.MESSAGES_CONSUMED.labels(
+                item.tp.topic, item.envelope.message_type, "handled"
+            ).inc()
+        metrics.BATCH_RECORDS.labels(self._group_id).observe(len(items))
+        self.processed += len(items)
 
-    async def _retry_later(
-        self, tp: TopicPartition, record: ConsumerRecord[Any, Any], exc: Exception, attempt: int
-    ) -> None:
+    async def _retry_later(self, item: _Item, exc: Exception, attempt: int) -> None:
         code = exc.code if isinstance(exc, SagaError) else type(exc).__name__
-        metrics.HANDLER_RETRIES.labels(tp.topic, code).inc()
+        metrics.HANDLER_RETRIES.labels(item.tp.topic, code).inc()
         delay = backoff_delay(attempt, base=self._backoff_base_s, cap=self._backoff_cap_s)
         log.warning(
-            "consumer %s: %s on %s:%d@%d (attempt %d), retry in %.2fs",
+            "consumer %s: %s on %s (attempt %d), retry in %.2fs",
             self._group_id,
             exc,
-            tp.topic,
-            tp.partition,
-            record.offset,
+            item,
             attempt,
             delay,
         )
-        await self._pause(tp, delay)
+        await self._pause(delay)
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         if not offsets or self._kafka is None:
@@ -392,9 +382,7 @@ class Consumer:
                 exc,
             )
 
-    async def _dead_letter(
-        self, tp: TopicPartition, record: ConsumerRecord[Any, Any], error: SagaError
-    ) -> None:
+    async def _dead_letter(self, record: ConsumerRecord[Any, Any], error: SagaError) -> None:
         headers = dead_letter_headers(record, error, self._group_id)
         topic = dlq_topic(record.topic)
         attempt = 0
@@ -414,7 +402,7 @@ class Consumer:
                     exc,
                     delay,
                 )
-                await self._pause(tp, delay)
+                await self._pause(delay)
         message_type = header(record, "message-type") or "<none>"
         log.warning(
             "consumer %s: dead-lettered %s:%d@%d (%s) to %s: %s",
@@ -429,28 +417,39 @@ class Consumer:
         metrics.MESSAGES_DEAD_LETTERED.labels(record.topic, error.code).inc()
         metrics.MESSAGES_CONSUMED.labels(record.topic, message_type, "dead_lettered").inc()
 
-    async def _pause(self, tp: TopicPartition, delay: float) -> None:
-        """Back off before a retry, unless the partition is being revoked or we are stopping."""
+    async def _pause(self, delay: float) -> None:
+        """Back off before a retry, unless the partitions are being revoked (all of them: the
+        group rebalances eagerly) or we are stopping."""
         await self._sleep(delay)
-        if self._stopping.is_set() or tp in self._revoking:
+        if self._stopping.is_set() or self._revoking:
             raise _Abandoned
 
     async def _sleep(self, seconds: float) -> None:
         await sleep_unless(self._stopping, seconds)
 
 
-def _runs_by_handler(
-    envelopes: Sequence[Envelope[Any]], batch_handlers: Mapping[str, BatchHandler]
+def _handler_groups(
+    items: Sequence[_Item], batch_handlers: Mapping[str, BatchHandler]
 ) -> list[tuple[list[Envelope[Any]], BatchHandler | None]]:
-    """Consecutive envelopes grouped by their batch handler (None: one handler per record)."""
-    runs: list[tuple[list[Envelope[Any]], BatchHandler | None]] = []
-    for envelope in envelopes:
-        handler = batch_handlers.get(envelope.message_type)
-        if runs and runs[-1][1] is handler:
-            runs[-1][0].append(envelope)
+    """The records as calls: each partition's records split into runs of one handler (None: a
+    handler per record), then the partitions' first runs merged by handler, then their second
+    runs... Every partition keeps its order, and a batch handler gets all it can at once."""
+    runs_by_tp: dict[TopicPartition, list[tuple[BatchHandler | None, list[Envelope[Any]]]]] = {}
+    for item in items:
+        runs = runs_by_tp.setdefault(item.tp, [])
+        handler = batch_handlers.get(item.envelope.message_type)
+        if runs and runs[-1][0] is handler:
+            runs[-1][1].append(item.envelope)
         else:
-            runs.append(([envelope], handler))
-    return runs
+            runs.append((handler, [item.envelope]))
+    groups: list[tuple[list[Envelope[Any]], BatchHandler | None]] = []
+    for round_ in itertools.zip_longest(*runs_by_tp.values()):
+        merged: dict[BatchHandler | None, list[Envelope[Any]]] = {}
+        for run in round_:
+            if run is not None:
+                merged.setdefault(run[0], []).extend(run[1])
+        groups += [(envelopes, handler) for handler, envelopes in merged.items()]
+    return groups
 
 
 class _RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -21,14 +21,14 @@ HANDLER_RETRIES = Counter(
 )
 BATCH_SECONDS = Histogram(
     "saga_batch_seconds",
-    "Time to handle one partition batch of records: one transaction, commit included.",
-    ["topic"],
+    "Time to handle one batch of records: one transaction, commit included.",
+    ["group"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 BATCH_RECORDS = Histogram(
     "saga_batch_records",
     "Records handled together in one transaction (group commit).",
-    ["topic"],
+    ["group"],
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
 )
 OUTBOX_PUBLISHED = Counter(

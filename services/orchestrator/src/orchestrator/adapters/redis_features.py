@@ -68,6 +68,11 @@ class RedisFeatures:
             await self._call("expire", key, 120)
         return int(count) <= self._rate_limit
 
+    @staticmethod
+    def rate_window_left_s() -> int:
+        """Seconds until the current one-minute window ends (a 429's Retry-After)."""
+        return 60 - int(time.time()) % 60
+
     # --- live order status ----------------------------------------------------------------------
 
     async def publish_status(self, order_id: str, body: dict[str, Any]) -> None:

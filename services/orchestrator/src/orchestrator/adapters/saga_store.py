@@ -97,10 +97,63 @@ async def lock_due(
     return [_state(r) for r in overdue], [_state(r) for r in retries]
 
 
-async def insert(conn: asyncpg.Connection, sagas: Sequence[SagaState]) -> None:
-    if not sagas:
-        return
-    await conn.execute(
+@dataclass(frozen=True, slots=True)
+class FinishedOrder:
+    order_id: uuid.UUID
+    status: str
+    total: int | None
+
+
+@dataclass
+class Changes:
+    """What one transaction decided, written by ONE statement (a data-modifying CTE per kind of
+    change present): a batch costs the same round trip whatever it holds."""
+
+    now: datetime
+    created: Sequence[SagaState] = ()
+    updated: Sequence[SagaState] = ()
+    steps: Sequence[tuple[uuid.UUID, StepState]] = ()
+    history: Sequence[tuple[uuid.UUID, HistoryLine]] = ()
+    finished: Sequence[FinishedOrder] = ()
+
+
+async def write(conn: asyncpg.Connection, changes: Changes) -> None:
+    statement = _Statement()
+    if changes.created:
+        _insert_sagas(statement, changes.created)
+    if changes.updated:
+        _update_sagas(statement, changes.updated, changes.now)
+    if changes.steps:
+        _update_steps(statement, changes.steps, changes.now)
+    if changes.history:
+        _append_history(statement, changes.history)
+    if changes.finished:
+        _finish_orders(statement, changes.finished, changes.now)
+    await statement.run(conn)
+
+
+class _Statement:
+    """Parts (``{n}`` stands for the part's n-th argument) joined into one WITH statement."""
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self._args: list[Any] = []
+
+    def add(self, sql: str, *args: Any) -> None:
+        first = len(self._args) + 1
+        self._args += args
+        numbered = sql.format(*(f"${first + i}" for i in range(len(args))))
+        self._parts.append(f"part{len(self._parts)} AS ({numbered})")
+
+    async def run(self, conn: asyncpg.Connection) -> None:
+        if self._parts:
+            # Parent rows and their children go in one statement: foreign keys are checked at
+            # its end, when every part has run.
+            await conn.execute("WITH " + ",\n".join(self._parts) + "\nSELECT 1", *self._args)
+
+
+def _insert_sagas(statement: _Statement, sagas: Sequence[SagaState]) -> None:
+    statement.add(
         """
         INSERT INTO sagas (saga_id, order_id, definition_name, definition_version, status,
             current_step, awaiting_step, awaiting_message_id, deadline_at,
@@ -110,10 +163,10 @@ async def insert(conn: asyncpg.Connection, sagas: Sequence[SagaState]) -> None:
                u.current_step, u.awaiting_step, u.awaiting_message_id, u.deadline_at,
                u.compensation_attempts, u.next_retry_at, u.failure_reason, u.context::jsonb,
                u.traceparent, u.created_at, u.created_at
-          FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::text[],
-                      $6::int[], $7::text[], $8::uuid[], $9::timestamptz[], $10::int[],
-                      $11::timestamptz[], $12::text[], $13::text[], $14::text[],
-                      $15::timestamptz[])
+          FROM unnest({0}::uuid[], {1}::uuid[], {2}::text[], {3}::int[], {4}::text[],
+                      {5}::int[], {6}::text[], {7}::uuid[], {8}::timestamptz[], {9}::int[],
+                      {10}::timestamptz[], {11}::text[], {12}::text[], {13}::text[],
+                      {14}::timestamptz[])
             AS u(saga_id, order_id, definition_name, definition_version, status,
                  current_step, awaiting_step, awaiting_message_id, deadline_at,
                  compensation_attempts, next_retry_at, failure_reason, context, traceparent,
@@ -123,10 +176,10 @@ async def insert(conn: asyncpg.Connection, sagas: Sequence[SagaState]) -> None:
         [s.created_at for s in sagas],
     )
     steps = [(s.saga_id, step) for s in sagas for step in s.steps]
-    await conn.execute(
+    statement.add(
         """
         INSERT INTO saga_steps (saga_id, position, name, status, command_message_id)
-        SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::uuid[])
+        SELECT * FROM unnest({0}::uuid[], {1}::int[], {2}::text[], {3}::text[], {4}::uuid[])
         """,
         [saga_id for saga_id, _ in steps],
         [step.position for _, step in steps],
@@ -155,19 +208,17 @@ def _saga_columns(sagas: Sequence[SagaState]) -> list[list[Any]]:
     ]
 
 
-async def update(conn: asyncpg.Connection, sagas: Sequence[SagaState], now: datetime) -> None:
-    """Write the sagas' new state (every column the engine may change)."""
-    if not sagas:
-        return
-    await conn.execute(
+def _update_sagas(statement: _Statement, sagas: Sequence[SagaState], now: datetime) -> None:
+    """Every column the engine may change."""
+    statement.add(
         """
         UPDATE sagas s SET status = u.status, current_step = u.current_step,
             awaiting_step = u.awaiting_step, awaiting_message_id = u.awaiting_message_id,
             deadline_at = u.deadline_at, compensation_attempts = u.compensation_attempts,
             next_retry_at = u.next_retry_at, failure_reason = u.failure_reason,
-            context = u.context::jsonb, updated_at = $10
-        FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::uuid[],
-                    $6::timestamptz[], $7::int[], $8::timestamptz[], $9::text[], $11::text[])
+            context = u.context::jsonb, updated_at = {10}
+        FROM unnest({0}::uuid[], {1}::text[], {2}::int[], {3}::text[], {4}::uuid[],
+                    {5}::timestamptz[], {6}::int[], {7}::timestamptz[], {8}::text[], {9}::text[])
             AS u(saga_id, status, current_step, awaiting_step, awaiting_message_id, deadline_at,
                  compensation_attempts, next_retry_at, failure_reason, context)
         WHERE s.saga_id = u.saga_id
@@ -181,21 +232,19 @@ async def update(conn: asyncpg.Connection, sagas: Sequence[SagaState], now: date
         [s.compensation_attempts for s in sagas],
         [s.next_retry_at for s in sagas],
         [s.failure_reason for s in sagas],
-        now,
         [_json(s.context) for s in sagas],
+        now,
     )
 
 
-async def update_steps(
-    conn: asyncpg.Connection, steps: Sequence[tuple[uuid.UUID, StepState]], now: datetime
+def _update_steps(
+    statement: _Statement, steps: Sequence[tuple[uuid.UUID, StepState]], now: datetime
 ) -> None:
-    if not steps:
-        return
-    await conn.execute(
+    statement.add(
         """
         UPDATE saga_steps st SET status = u.status, command_message_id = u.command_message_id,
-            updated_at = $5
-        FROM unnest($1::uuid[], $2::int[], $3::text[], $4::uuid[])
+            updated_at = {4}
+        FROM unnest({0}::uuid[], {1}::int[], {2}::text[], {3}::uuid[])
             AS u(saga_id, position, status, command_message_id)
         WHERE st.saga_id = u.saga_id AND st.position = u.position
         """,
@@ -207,17 +256,13 @@ async def update_steps(
     )
 
 
-async def append_history(
-    conn: asyncpg.Connection, lines: Sequence[tuple[uuid.UUID, HistoryLine]]
-) -> None:
-    if not lines:
-        return
-    await conn.execute(
+def _append_history(statement: _Statement, lines: Sequence[tuple[uuid.UUID, HistoryLine]]) -> None:
+    statement.add(
         """
         INSERT INTO saga_history (saga_id, at, event, step, from_status, to_status, cause,
             detail)
-        SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[],
-            $5::text[], $6::text[], $7::text[], $8::text[])
+        SELECT * FROM unnest({0}::uuid[], {1}::timestamptz[], {2}::text[], {3}::text[],
+            {4}::text[], {5}::text[], {6}::text[], {7}::text[])
         """,
         [saga_id for saga_id, _ in lines],
         [line.at for _, line in lines],
@@ -227,6 +272,21 @@ async def append_history(
         [line.to_status for _, line in lines],
         [line.cause for _, line in lines],
         [line.detail for _, line in lines],
+    )
+
+
+def _finish_orders(statement: _Statement, finished: Sequence[FinishedOrder], now: datetime) -> None:
+    statement.add(
+        """
+        UPDATE orders o SET status = u.status, total = coalesce(u.total, o.total),
+            updated_at = {3}
+        FROM unnest({0}::uuid[], {1}::text[], {2}::bigint[]) AS u(order_id, status, total)
+        WHERE o.order_id = u.order_id
+        """,
+        [f.order_id for f in finished],
+        [f.status for f in finished],
+        [f.total for f in finished],
+        now,
     )
 
 
@@ -262,15 +322,21 @@ async def find_orders(
     order_ids: Sequence[uuid.UUID],
     keys: Sequence[tuple[str, str]],
 ) -> list[StoredOrder]:
-    """Orders with any of these ids, or any of these (customer, Idempotency-Key) pairs."""
+    """Orders with any of these ids, or any of these (customer, Idempotency-Key) pairs (two
+    index look-ups: an OR of both would scan the table)."""
     rows = await conn.fetch(
         """
         SELECT o.order_id, o.customer_id, o.idempotency_key, o.request_hash, o.status,
                s.saga_id
           FROM orders o LEFT JOIN sagas s ON s.order_id = o.order_id
          WHERE o.order_id = ANY($1::uuid[])
-            OR (o.customer_id, o.idempotency_key) IN (
-                SELECT * FROM unnest($2::text[], $3::text[]))
+        UNION
+        SELECT o.order_id, o.customer_id, o.idempotency_key, o.request_hash, o.status,
+               s.saga_id
+          FROM unnest($2::text[], $3::text[]) AS k(customer_id, idempotency_key)
+          JOIN orders o ON o.customer_id = k.customer_id
+                       AND o.idempotency_key = k.idempotency_key
+          LEFT JOIN sagas s ON s.order_id = o.order_id
         """,
         list(order_ids),
         [customer for customer, _ in keys],
@@ -312,36 +378,5 @@ async def insert_orders(conn: asyncpg.Connection, orders: Sequence[NewOrder]) ->
     return {row[0] for row in rows}
 
 
-@dataclass(frozen=True, slots=True)
-class FinishedOrder:
-    order_id: uuid.UUID
-    status: str
-    total: int | None
-
-
-async def finish_orders(
-    conn: asyncpg.Connection, finished: Sequence[FinishedOrder], now: datetime
-) -> None:
-    if not finished:
-        return
-    await conn.execute(
-        """
-        UPDATE orders o SET status = u.status, total = coalesce(u.total, o.total),
-            updated_at = $4
-        FROM unnest($1::uuid[], $2::text[], $3::bigint[]) AS u(order_id, status, total)
-        WHERE o.order_id = u.order_id
-        """,
-        [f.order_id for f in finished],
-        [f.status for f in finished],
-        [f.total for f in finished],
-        now,
-    )
-
-
-async def count_in_flight(conn: asyncpg.Connection) -> int:
-    """Sagas not yet terminal: what admission control bounds."""
-    return int(
-        await conn.fetchval(
-            "SELECT count(*) FROM sagas WHERE status IN ('RUNNING', 'COMPENSATING')"
-        )
-    )
+# Sagas not yet terminal: what admission control bounds (an index scan on status).
+COUNT_IN_FLIGHT = "SELECT count(*) FROM sagas WHERE status IN ('RUNNING', 'COMPENSATING')"

@@ -30,6 +30,7 @@ from orchestrator.adapters.repository import OrderRepository, SagaRepository
 from orchestrator.domain.engine import SagaNotRetriable
 from orchestrator.domain.saga import SagaState
 from orchestrator.domain.status import OrderStatus, SagaStatus
+from orchestrator.service_layer.admission import AdmissionControl
 from orchestrator.service_layer.intake import (
     IdempotencyConflict,
     IntakeQueue,
@@ -55,6 +56,7 @@ class ApiContext:
     sessions: async_sessionmaker[AsyncSession]  # reads
     intake: IntakeQueue
     sagas: SagaService
+    admission: AdmissionControl
     redis: RedisFeatures
     admin_token: str
 
@@ -77,8 +79,12 @@ IdempotencyKey = Annotated[
 ]
 
 
-def error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message, **extra}, status_code=status)
+def error(
+    status: int, code: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": code, "message": message, **extra}, status_code=status, headers=headers
+    )
 
 
 def context(request: Request) -> ApiContext:
@@ -95,17 +101,27 @@ router = APIRouter()
 async def place_order(
     body: OrderRequest, ctx: Ctx, idempotency_key: IdempotencyKey = None
 ) -> JSONResponse:
-    if not await ctx.redis.allow(body.customer_id):
-        return error(
-            429,
-            "rate_limited",
-            f"too many orders for customer {body.customer_id}; try again in a minute",
-        )
     request = PlaceOrder(order_id=uuid.uuid4(), **body.model_dump())
     if idempotency_key is not None:
         cached = await ctx.redis.cached_response(body.customer_id, idempotency_key)
         if cached is not None and cached.get("request_hash") == request_hash(request):
             return _accepted(cached["body"], replayed=True)
+    # Refusals first, cheapest first: nothing is stored for a refused order.
+    if not ctx.admission.admit():
+        return error(
+            503,
+            "overloaded",
+            f"{ctx.admission.max_in_flight} orders are in progress, the most this system runs "
+            "at once; try again after Retry-After seconds (with the same Idempotency-Key)",
+            headers={"Retry-After": str(ctx.admission.retry_after_s())},
+        )
+    if not await ctx.redis.allow(body.customer_id):
+        return error(
+            429,
+            "rate_limited",
+            f"too many orders for customer {body.customer_id}; try again in a minute",
+            headers={"Retry-After": str(ctx.redis.rate_window_left_s())},
+        )
     try:
         placed = await ctx.intake.place(
             Placement(request, idempotency_key, source="api", traceparent=new_traceparent())

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from orchestrator.service_layer.admission import AdmissionControl
 from orchestrator.service_layer.intake import IdempotencyConflict, OrderIntake, Placement
 from orchestrator.service_layer.sagas import SagaService
 from sagakit.consumer import Consumer
@@ -17,9 +18,15 @@ from sagakit.outbox.unit_of_work import UnitOfWork
 
 
 def install_handlers(
-    consumer: Consumer, sagas: SagaService, intake: OrderIntake, registry: MessageRegistry
+    consumer: Consumer,
+    sagas: SagaService,
+    intake: OrderIntake,
+    registry: MessageRegistry,
+    admission: AdmissionControl | None = None,
 ) -> None:
     async def place_orders(envelopes: Sequence[Envelope[Any]], uow: UnitOfWork) -> None:
+        if admission is not None:  # the consumer took no more than there was room for
+            admission.admit(len(envelopes))
         requests = [
             Placement(e.payload, idempotency_key=None, source="topic", traceparent=e.traceparent)
             for e in envelopes

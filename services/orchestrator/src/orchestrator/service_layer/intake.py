@@ -102,16 +102,13 @@ class OrderIntake:
         """Store the orders and start their sagas in the caller's transaction (the caller
         commits). One outcome per request, in order."""
         hashes = [request_hash(r.order) for r in requests]
-        known = await self._known(uow, requests)
         outcomes: dict[int, Outcome] = {}
         fresh: dict[int, NewOrder] = {}
         taken: set[object] = set()  # order ids and keys placed earlier in this very batch
         twins: list[int] = []
+        # The insert comes first: most orders are new, and the constraints tell the others
+        # apart (they are looked up below), so the common case costs no look-up.
         for i, (request, fingerprint) in enumerate(zip(requests, hashes, strict=True)):
-            existing = known.find(request)
-            if existing is not None:
-                outcomes[i] = _replay(existing, fingerprint, request.idempotency_key)
-                continue
             marks = {request.order.order_id, _key(request)} - {None}
             if marks & taken:
                 twins.append(i)  # answered below, as a replay of the one placed first
@@ -140,15 +137,16 @@ class OrderIntake:
             )
         await self.sagas.start(uow, starts)
 
-        # Lost a race to a concurrent transaction (theirs stands), or a twin of an order placed
-        # just above: both now find the order that won, in this transaction's view.
+        # Placed before (a replay or a conflict), placed meanwhile by a concurrent transaction
+        # (theirs stands), or a twin of an order placed just above: all now find the order
+        # that won, in this transaction's view.
         again = [i for i, new in fresh.items() if new.order_id not in inserted] + twins
         if again:
             winners = await self._known(uow, [requests[i] for i in again])
             for i in again:
                 winner = winners.find(requests[i])
                 if winner is None:
-                    raise RuntimeError("unique violation without a winning order")
+                    raise RuntimeError("an order was refused by a constraint but none holds it")
                 outcomes[i] = _replay(winner, hashes[i], requests[i].idempotency_key)
         return [outcomes[i] for i in range(len(requests))]
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.adapters import saga_store
-from orchestrator.adapters.saga_store import FinishedOrder
+from orchestrator.adapters.saga_store import Changes, FinishedOrder
 from orchestrator.domain.engine import (
     DeadlinePassed,
     Decision,
@@ -98,7 +98,6 @@ class SagaService:
             )
             batch.created.append(decision.state)
             batch.take(decision)
-        await saga_store.insert(uow.conn, batch.created)
         await self._write(uow, batch)
 
     async def on_replies(self, envelopes: Sequence[Envelope[Any]], uow: UnitOfWork) -> None:
@@ -167,12 +166,18 @@ class SagaService:
         batch.record(loaded, decision)
 
     async def _write(self, uow: UnitOfWork, batch: _Batch) -> None:
-        conn, now = uow.conn, batch.now
-        changed = [batch.latest[i] for i in batch.changed_ids if i not in batch.created_ids]
-        await saga_store.update(conn, changed, now)
-        await saga_store.update_steps(conn, batch.changed_steps(), now)
-        await saga_store.append_history(conn, batch.history)
-        await saga_store.finish_orders(conn, batch.finished_orders(), now)
+        created = batch.created_ids
+        await saga_store.write(
+            uow.conn,
+            Changes(
+                now=batch.now,
+                created=batch.created,
+                updated=[batch.latest[i] for i in batch.changed_ids if i not in created],
+                steps=batch.changed_steps(),
+                history=batch.history,
+                finished=batch.finished_orders(),
+            ),
+        )
         for _, outgoing in batch.messages:
             uow.emit(outgoing.topic, outgoing.envelope, extra_headers=outgoing.extra_headers)
         if batch.finished and self._on_status_change is not None:
