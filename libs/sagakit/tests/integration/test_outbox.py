@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from sagakit.messaging.envelope import Envelope
+from sagakit.outbox import store
 from sagakit.outbox.tables import OutboxMessage
 from sagakit.outbox.unit_of_work import UnitOfWork
 from sagakit.testing.kafka import read_topic
@@ -124,3 +125,39 @@ async def _zero(session_factory) -> bool:  # type: ignore[no-untyped-def]
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_row_committed_after_a_later_one_was_published_is_published_too(
+    kafka_bootstrap, new_topic, session_factory, database, sagatest_url
+) -> None:
+    """A transaction takes its outbox id, a later one commits and is published first: the
+    relay reads from above what it published, so it must come back for the earlier id."""
+    topic = await new_topic(partitions=1)  # one partition: the topic's order is the relay's
+    early = Envelope(payload=DoThing(name="early", amount=1), saga_id=uuid.uuid4())
+    late = Envelope(payload=DoThing(name="late", amount=2), saga_id=uuid.uuid4())
+    warmup = Envelope(payload=DoThing(name="warmup", amount=0), saga_id=uuid.uuid4())
+    async with running_producer(kafka_bootstrap) as producer, running_relay(sagatest_url, producer):
+        # A relay that has published something reads from above it (right after a start it
+        # reads everything, and ids below its first row are old ones, not gaps).
+        async with UnitOfWork(database) as uow:
+            uow.emit(topic, warmup)
+            await uow.commit()
+        await read_topic(kafka_bootstrap, topic, expected=1, timeout=10)
+        async with UnitOfWork(database) as slow:
+            slow.emit(topic, early)
+            await store.insert_outbox(slow.conn, slow._outbox)  # the id is taken now
+            slow._outbox = []
+            async with UnitOfWork(database) as fast:
+                fast.emit(topic, late)
+                await fast.commit()
+            first = (await read_topic(kafka_bootstrap, topic, expected=2, timeout=10))[-1]
+            assert dict(first.headers)["message-id"].decode() == str(late.message_id)
+            await slow.commit()
+        started = time.monotonic()
+        records = await read_topic(kafka_bootstrap, topic, expected=3, timeout=10)
+    assert [dict(r.headers)["message-id"].decode() for r in records] == [
+        str(warmup.message_id),
+        str(late.message_id),
+        str(early.message_id),
+    ]
+    assert time.monotonic() - started < 2  # by its gap, not by the periodic full read

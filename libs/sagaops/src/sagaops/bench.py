@@ -1,8 +1,9 @@
 """``make bench``: load on the running system, and what it did with it.
 
 Modes:
-- closed loop (default): ``--orders`` orders with ``--concurrency`` requests in flight, as fast as
-  the system takes them: the sustained throughput;
+- closed loop (default): ``--orders`` orders, ``--concurrency`` sagas in flight: each client
+  places an order, waits for its terminal event, places the next (a refusal is retried after
+  its Retry-After): the sustained throughput;
 - open loop: ``--rate`` orders per second for ``--seconds``, arrival times fixed in advance
   (an order is sent at its time whether or not the earlier ones were answered): latency at a
   given load, and what overload does;
@@ -66,6 +67,8 @@ class Run:
     response_s: list[float] = field(default_factory=list)  # request -> 202
     done: asyncio.Event = field(default_factory=asyncio.Event)
     all_sent: bool = False
+    # Closed loop: a client waits for its order's terminal event.
+    waiting: dict[str, asyncio.Future[None]] = field(default_factory=dict)
 
     @property
     def pending(self) -> int:
@@ -90,27 +93,32 @@ class HttpPlacer:
     def __init__(self, api: str, connections: int) -> None:
         self.client = LoadClient(api, connections=connections)
 
-    async def place(self, run: Run, n: int, tag: str) -> None:
+    async def place(self, run: Run, n: int, tag: str) -> str | float | None:
+        """The order id if accepted, the seconds to wait if refused, else None."""
         sent = time.monotonic()
         run.sent += 1
         try:
             response = await self.client.post_json("/orders", _order(n, tag))
         except ConnectionDropped:
             run.dropped += 1
-            return
+            return None
         except OSError as exc:
             run.errors[type(exc).__name__] += 1
-            return
+            return None
         now = time.monotonic()
         if response.status == 202:
-            run.accepted_at[str(orjson.loads(response.body)["order_id"])] = now
+            order_id = str(orjson.loads(response.body)["order_id"])
+            run.accepted_at[order_id] = now
             run.response_s.append(now - sent)
-        elif response.status in (429, 503):
+            return order_id
+        if response.status in (429, 503):
             run.refused[response.status] += 1
             if "retry-after" not in response.headers:
                 run.refused_without_retry_after += 1
-        else:
-            run.errors[f"HTTP {response.status}"] += 1
+                return 1.0
+            return float(response.headers["retry-after"])
+        run.errors[f"HTTP {response.status}"] += 1
+        return None
 
     async def close(self) -> None:
         await self.client.close()
@@ -127,7 +135,7 @@ class KafkaPlacer:
     async def start(self) -> None:
         await self.producer.start()
 
-    async def place(self, run: Run, n: int, tag: str) -> None:
+    async def place(self, run: Run, n: int, tag: str) -> str | float | None:
         body = _order(n, tag)
         order_id = uuid.uuid4()
         envelope: Envelope[Any] = Envelope(
@@ -147,10 +155,11 @@ class KafkaPlacer:
             await self.producer.publish(self.topic, envelope)
         except Exception as exc:  # counted and reported, the run goes on
             run.errors[type(exc).__name__] += 1
-            return
+            return None
         now = time.monotonic()
         run.accepted_at[str(order_id)] = now
         run.response_s.append(now - sent)
+        return str(order_id)
 
     async def close(self) -> None:
         await self.producer.stop()
@@ -172,6 +181,9 @@ async def _watch_events(consumer: AIOKafkaConsumer, run: Run) -> None:
                     continue
                 run.finished_at[order_id] = now
                 run.outcome[order_id] = kind
+                waiter = run.waiting.pop(order_id, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
                 if kind != "OrderConfirmed":
                     reason = orjson.loads(record.value).get("reason", "?")
                     run.cancel_reasons[str(reason)] += 1
@@ -252,10 +264,17 @@ async def _closed_loop(
     placer: HttpPlacer | KafkaPlacer, run: Run, tag: str, concurrency: int, orders: int
 ) -> None:
     numbers = iter(range(orders))
+    loop = asyncio.get_running_loop()
 
     async def worker() -> None:
         for n in numbers:
-            await placer.place(run, n, tag)
+            outcome = await placer.place(run, n, tag)
+            while isinstance(outcome, float):  # refused: as a polite client, wait and retry
+                await asyncio.sleep(outcome)
+                outcome = await placer.place(run, n, tag)
+            if isinstance(outcome, str) and outcome not in run.finished_at:
+                waiter = run.waiting.setdefault(outcome, loop.create_future())
+                await waiter
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     run.offering_ends = time.monotonic()
@@ -270,12 +289,16 @@ async def _open_loop(
         delay = run.started + n / rate - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        task = asyncio.create_task(placer.place(run, n, tag))
+        task = asyncio.create_task(_send_once(placer, run, n, tag))
         in_flight.add(task)
         task.add_done_callback(in_flight.discard)
     run.offering_ends = time.monotonic()
     if in_flight:
         await asyncio.gather(*in_flight)
+
+
+async def _send_once(placer: HttpPlacer | KafkaPlacer, run: Run, n: int, tag: str) -> None:
+    await placer.place(run, n, tag)  # open loop: a refusal is counted, not retried
 
 
 # --- figures ----------------------------------------------------------------------------------

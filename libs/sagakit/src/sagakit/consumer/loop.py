@@ -5,7 +5,9 @@ records are handled together in ONE database transaction: their inbox rows inser
 statement (a redelivered id is dropped there), their handlers run (a batch handler takes all the
 records of its types at once, each partition's records in order), the outbox rows they emitted
 written by one statement, one commit. Offsets (``record.offset + 1``) are committed to Kafka
-only after the database commit, once per batch. Partitions are independent, so one transaction
+only after the database commit, at most every ``commit_interval_s`` (and when idle, on a
+rebalance, on stop): a handled record whose offset was not committed yet comes again after a
+crash, and its inbox row drops it. Partitions are independent, so one transaction
 may hold many: fewer round trips and commits, whatever the number of partitions.
 
 Errors:
@@ -87,6 +89,7 @@ class Consumer:
         backoff_base_s: float = 0.1,
         backoff_cap_s: float = 5.0,
         handler_max_attempts: int = 5,
+        commit_interval_s: float = 0.25,
         kafka_options: Mapping[str, Any] | None = None,
     ) -> None:
         self._bootstrap_servers = bootstrap_servers
@@ -102,6 +105,12 @@ class Consumer:
         self._backoff_base_s = backoff_base_s
         self._backoff_cap_s = backoff_cap_s
         self._handler_max_attempts = handler_max_attempts
+        # Offsets of handled records are committed at most this often (and when idle, on a
+        # rebalance, on stop): each commit is a write to Kafka's offsets log, and a record
+        # handled but not yet committed only comes again to be dropped by the inbox.
+        self._commit_interval_s = commit_interval_s
+        self._uncommitted: dict[TopicPartition, int] = {}
+        self._committed_at = 0.0
         self._kafka_options = dict(kafka_options or {})
         self._room: dict[str, Callable[[], int]] = {}
 
@@ -180,6 +189,7 @@ class Consumer:
 
     async def _close(self) -> None:
         if self._kafka is not None:
+            await self._commit_handled(now=True)
             kafka, self._kafka = self._kafka, None
             self.started.clear()
             await kafka.stop()
@@ -191,6 +201,7 @@ class Consumer:
         self._apply_back_pressure()
         fetched = await self._kafka.getmany(timeout_ms=500, max_records=self._max_records)
         if not fetched:
+            await self._commit_handled(now=True)
             return
         async with self._batch_lock:
             assigned = self._kafka.assignment()
@@ -205,7 +216,8 @@ class Consumer:
                 await self._process(batch)
             except _Abandoned:
                 return  # nothing committed: the records come again, the inbox drops the done ones
-            await self._commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+            self._uncommitted.update({tp: records[-1].offset + 1 for tp, records in batch.items()})
+            await self._commit_handled(now=False)
 
     def _apply_back_pressure(self) -> None:
         if not self._room or self._kafka is None:
@@ -368,6 +380,17 @@ class Consumer:
         )
         await self._pause(delay)
 
+    async def _commit_handled(self, *, now: bool) -> None:
+        """Commit the offsets of what was handled, if due (``now``: whatever is pending)."""
+        clock = time.monotonic()
+        if not self._uncommitted or (
+            not now and clock - self._committed_at < self._commit_interval_s
+        ):
+            return
+        offsets, self._uncommitted = self._uncommitted, {}
+        self._committed_at = clock
+        await self._commit(offsets)
+
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         if not offsets or self._kafka is None:
             return
@@ -453,15 +476,16 @@ def _handler_groups(
 
 
 class _RebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Before partitions are taken away, let the batch in hand finish and commit."""
+    """Before partitions are taken away, let the batch in hand finish, and commit what was
+    handled."""
 
     def __init__(self, consumer: Consumer) -> None:
         self._consumer = consumer
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         self._consumer._revoking.update(revoked)
-        async with self._consumer._batch_lock:
-            pass  # the loop commits its offsets before releasing the lock
+        async with self._consumer._batch_lock:  # the batch in hand finishes
+            await self._consumer._commit_handled(now=True)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         self._consumer._revoking.clear()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import asyncpg
 import orjson
 
+from sagakit.db.statement import Statement
 from sagakit.messaging.envelope import Envelope
 from sagakit.messaging.registry import Message
 
@@ -48,24 +49,18 @@ class OutboxRow:
         )
 
 
-# NOTIFY is delivered at commit only, so the relay wakes exactly when the rows are visible.
-# A data-modifying CTE always runs to completion, so the insert and the notify are one trip.
-_INSERT_OUTBOX = f"""
-WITH inserted AS (
-    INSERT INTO outbox (message_id, message_type, topic, key, headers, value)
-    SELECT m, t, p, k, h::jsonb, v
-      FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::bytea[])
-        AS u(m, t, p, k, h, v)
-)
-SELECT pg_notify('{OUTBOX_CHANNEL}', '')
-"""
-
-
-async def insert_outbox(conn: asyncpg.Connection, rows: Sequence[OutboxRow]) -> None:
+def add_outbox_rows(statement: Statement, rows: Sequence[OutboxRow]) -> None:
+    """The rows' insert as a part of ``statement``, and a NOTIFY for the relay (delivered at
+    commit only, so the relay wakes exactly when the rows are visible)."""
     if not rows:
         return
-    await conn.execute(
-        _INSERT_OUTBOX,
+    statement.add(
+        """
+        INSERT INTO outbox (message_id, message_type, topic, key, headers, value)
+        SELECT m, t, p, k, h::jsonb, v
+          FROM unnest({0}::uuid[], {1}::text[], {2}::text[], {3}::bytea[], {4}::text[],
+                      {5}::bytea[]) AS u(m, t, p, k, h, v)
+        """,
         [r.message_id for r in rows],
         [r.message_type for r in rows],
         [r.topic for r in rows],
@@ -74,6 +69,13 @@ async def insert_outbox(conn: asyncpg.Connection, rows: Sequence[OutboxRow]) -> 
         [orjson.dumps(r.headers).decode() for r in rows],
         [r.value for r in rows],
     )
+    statement.finally_select(f"SELECT pg_notify('{OUTBOX_CHANNEL}', '')")
+
+
+async def insert_outbox(conn: asyncpg.Connection, rows: Sequence[OutboxRow]) -> None:
+    statement = Statement()
+    add_outbox_rows(statement, rows)
+    await statement.run(conn)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,9 +111,32 @@ async def insert_inbox(conn: asyncpg.Connection, entries: Sequence[InboxEntry]) 
     return {row[0] for row in rows}
 
 
-async def pending_batch(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+async def take_batch(
+    conn: asyncpg.Connection,
+    limit: int,
+    *,
+    after: int = 0,
+    gaps: Sequence[int] = (),
+    published: Sequence[int] = (),
+) -> list[asyncpg.Record]:
+    """Delete the rows already ``published`` and read the next ones, in id order: those above
+    ``after``, and those among ``gaps`` (one round trip for both; the read does not see the
+    delete, as one statement has one snapshot, so it leaves those rows out itself)."""
+    # Two index look-ups: an OR of both conditions may be planned as a scan of the table.
     rows: list[asyncpg.Record] = await conn.fetch(
-        "SELECT id, topic, key, headers, value FROM outbox ORDER BY id LIMIT $1", limit
+        """
+        WITH published AS (DELETE FROM outbox WHERE id = ANY($4::bigint[]))
+        (SELECT id, topic, key, headers, value FROM outbox
+          WHERE id > $1 AND NOT id = ANY($4::bigint[]) ORDER BY id LIMIT $3)
+        UNION ALL
+        (SELECT id, topic, key, headers, value FROM outbox
+          WHERE id = ANY($2::bigint[]) AND id <= $1 AND NOT id = ANY($4::bigint[]))
+        ORDER BY id LIMIT $3
+        """,
+        after,
+        list(gaps),
+        limit,
+        list(published),
     )
     return rows
 

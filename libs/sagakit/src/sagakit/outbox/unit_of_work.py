@@ -2,8 +2,11 @@
 rows. Leaving the context without ``commit()`` rolls back, so a handler that fails publishes
 nothing.
 
-Handlers run their statements on ``uow.conn`` (asyncpg, inside the transaction) and emit the
-messages they cause with ``uow.emit``; the rows are written by one statement at commit.
+Handlers read (and lock) on ``uow.conn`` (asyncpg, inside the transaction), queue their writes
+with ``uow.write`` and the messages they cause with ``uow.emit``: at commit, every queued write
+and every outbox row go to PostgreSQL as ONE statement (``sagakit.db.statement``), then COMMIT.
+Under load a transaction holds a whole batch of records, and this is what keeps its cost to a
+handful of round trips.
 """
 
 from __future__ import annotations
@@ -13,11 +16,13 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
+from typing import Any
 
 import asyncpg
 
 from sagakit.db.errors import raise_as_infrastructure
 from sagakit.db.pool import Database
+from sagakit.db.statement import Statement
 from sagakit.messaging.envelope import Envelope
 from sagakit.messaging.registry import Message
 from sagakit.outbox import store
@@ -32,6 +37,7 @@ class UnitOfWork:
     def __init__(self, database: Database) -> None:
         self._database = database
         self._outbox: list[OutboxRow] = []
+        self._writes = Statement()
         self._after_commit: list[Callable[[], Awaitable[None]]] = []
         self._conn: asyncpg.Connection | None = None
         self._stack: contextlib.AsyncExitStack | None = None
@@ -46,6 +52,7 @@ class UnitOfWork:
 
     async def __aenter__(self) -> UnitOfWork:
         self._outbox = []
+        self._writes = Statement()
         self._after_commit = []
         self._committed = False
         stack = contextlib.AsyncExitStack()
@@ -69,6 +76,7 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         self._outbox = []
+        self._writes = Statement()
         self._after_commit = []
         transaction, self._transaction = self._transaction, None
         stack, self._stack = self._stack, None
@@ -82,6 +90,12 @@ class UnitOfWork:
                 await stack.__aexit__(exc_type, exc, tb)
         if exc is not None:
             raise_as_infrastructure(exc)
+
+    def write(self, sql: str, *args: Any) -> None:
+        """Queue a data-modifying statement for the commit (``{0}``, ``{1}``... for ``args``).
+        It runs with the others in one statement, with one snapshot: none sees another's
+        changes, so queued writes must touch different rows (see ``sagakit.db.statement``)."""
+        self._writes.add(sql, *args)
 
     def emit(
         self,
@@ -116,10 +130,12 @@ class UnitOfWork:
     async def commit(self) -> None:
         if self._transaction is None:
             raise RuntimeError("UnitOfWork.commit() outside 'async with'")
-        await store.insert_outbox(self.conn, self._outbox)
+        store.add_outbox_rows(self._writes, self._outbox)
+        await self._writes.run(self.conn)
         await self._transaction.commit()
         self._committed = True
         self._outbox = []
+        self._writes = Statement()
         callbacks, self._after_commit = self._after_commit, []
         for callback in callbacks:
             try:

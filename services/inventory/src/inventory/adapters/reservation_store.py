@@ -17,6 +17,7 @@ import asyncpg
 from inventory.domain.reservation import ReservationStatus
 from sagakit.contracts.types import PricedLine
 from sagakit.db.locks import lock_keys
+from sagakit.outbox.unit_of_work import UnitOfWork
 
 
 @dataclass(slots=True)
@@ -107,21 +108,21 @@ async def lock_products(
     return {row["product_id"]: StockRow(*row) for row in rows}
 
 
-async def write(
-    conn: asyncpg.Connection,
+def write(
+    uow: UnitOfWork,
     products: Iterable[StockRow],
     reservations: Iterable[ReservationRow],
     now: datetime,
 ) -> None:
-    """Write what the transaction changed: moved stock, new reservations and their lines,
-    released reservations."""
+    """Queue what the transaction changed (written with its outbox rows at commit): moved
+    stock, new reservations and their lines, released reservations."""
     moved = [p for p in products if p.moved]
     if moved:
-        await conn.execute(
+        uow.write(
             """
             UPDATE products p SET available = p.available - u.moved,
-                reserved = p.reserved + u.moved, updated_at = $3
-            FROM unnest($1::text[], $2::bigint[]) AS u(product_id, moved)
+                reserved = p.reserved + u.moved, updated_at = {2}
+            FROM unnest({0}::text[], {1}::bigint[]) AS u(product_id, moved)
             WHERE p.product_id = u.product_id
             """,
             [p.product_id for p in moved],
@@ -131,11 +132,11 @@ async def write(
     changed = list(reservations)
     new = [r for r in changed if r.new]
     if new:
-        await conn.execute(
+        uow.write(
             """
             INSERT INTO reservations (order_id, saga_id, status, total, currency, released_at)
-            SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bigint[], $5::text[],
-                                 $6::timestamptz[])
+            SELECT * FROM unnest({0}::uuid[], {1}::uuid[], {2}::text[], {3}::bigint[], {4}::text[],
+                                 {5}::timestamptz[])
             """,
             [r.order_id for r in new],
             [r.saga_id for r in new],
@@ -146,12 +147,12 @@ async def write(
         )
         lines = [(r.order_id, line) for r in new for line in r.lines]
         if lines:
-            await conn.execute(
+            uow.write(
                 """
                 INSERT INTO reservation_lines (order_id, product_id, quantity, unit_price,
                     line_total)
-                SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::bigint[],
-                                     $5::bigint[])
+                SELECT * FROM unnest({0}::uuid[], {1}::text[], {2}::int[], {3}::bigint[],
+                                     {4}::bigint[])
                 """,
                 [order_id for order_id, _ in lines],
                 [line.product_id for _, line in lines],
@@ -161,9 +162,9 @@ async def write(
             )
     released = [r for r in changed if r.released_now and not r.new]
     if released:
-        await conn.execute(
-            "UPDATE reservations SET status = $2, released_at = $3"
-            " WHERE order_id = ANY($1::uuid[])",
+        uow.write(
+            "UPDATE reservations SET status = {1}, released_at = {2}"
+            " WHERE order_id = ANY({0}::uuid[])",
             [r.order_id for r in released],
             str(ReservationStatus.RELEASED),
             now,

@@ -43,7 +43,7 @@ def make_batch_handler(topics: Topics) -> BatchHandler:
         ledger = await StockLedger.open(uow.conn, [e.payload for e in envelopes])
         for envelope in envelopes:
             uow.emit(replies, envelope.reply(_apply(ledger, envelope)))
-        await ledger.write(uow.conn)
+        ledger.write(uow)
 
     return handle
 

@@ -33,6 +33,7 @@ from inventory.domain.reservation import (
     requested_lines,
 )
 from sagakit.contracts import ReleaseInventory, ReserveInventory
+from sagakit.outbox.unit_of_work import UnitOfWork
 
 
 class StockLedger:
@@ -137,8 +138,9 @@ class StockLedger:
         self._keep(reservation)
         return len(reservation.lines)
 
-    async def write(self, conn: asyncpg.Connection) -> None:
-        await store.write(conn, self._products.values(), self._changed.values(), self._now)
+    def write(self, uow: UnitOfWork) -> None:
+        """Queue the changes: they are written with the outbox rows at commit."""
+        store.write(uow, self._products.values(), self._changed.values(), self._now)
 
     def _keep(self, reservation: ReservationRow) -> None:
         self._reservations[reservation.order_id] = reservation

@@ -10,6 +10,7 @@ import asyncpg
 
 from notification.domain.notification import Confirmation
 from notification.domain.status import NotificationStatus
+from sagakit.outbox.unit_of_work import UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,16 +96,16 @@ async def lock(
     }
 
 
-async def save(conn: asyncpg.Connection, confirmations: Iterable[Confirmation]) -> None:
+def save(uow: UnitOfWork, confirmations: Iterable[Confirmation]) -> None:
     changed = [c for c in confirmations if c.changed]
     if not changed:
         return
     # ``sent_at`` from the database clock, like ``created_at``.
-    await conn.execute(
+    uow.write(
         """
         UPDATE notifications n SET status = u.status, reason = u.reason, detail = u.detail,
             sent_at = CASE WHEN u.status = 'sent' THEN now() ELSE n.sent_at END
-        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])
+        FROM unnest({0}::uuid[], {1}::text[], {2}::text[], {3}::text[])
             AS u(order_id, status, reason, detail)
         WHERE n.order_id = u.order_id
         """,

@@ -140,7 +140,7 @@ class Confirmations:
                     )
                 )
         if claims:
-            async with self._database.connection() as conn, conn.transaction():
+            async with self._database.connection() as conn:  # one statement: its own commit
                 await store.claim(conn, claims)
         await store.add_unless_present(uow.conn, without_send)
         # The send path's lock: a delivery mid-send holds it, so we wait for its outcome.
@@ -171,7 +171,7 @@ class Confirmations:
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
-        await store.save(uow.conn, rows.values())
+        store.save(uow, rows.values())
         return [reply for reply in replies if reply is not None]
 
     async def _send(

@@ -19,6 +19,7 @@ import orjson
 from orchestrator.domain.engine import HistoryLine
 from orchestrator.domain.saga import SagaState, StepState
 from orchestrator.domain.status import SagaStatus, StepStatus
+from sagakit.outbox.unit_of_work import UnitOfWork
 
 _SAGA_COLUMNS = """
     s.saga_id, s.order_id, s.definition_name, s.definition_version, s.status, s.current_step,
@@ -106,8 +107,8 @@ class FinishedOrder:
 
 @dataclass
 class Changes:
-    """What one transaction decided, written by ONE statement (a data-modifying CTE per kind of
-    change present): a batch costs the same round trip whatever it holds."""
+    """What one transaction decided: queued as writes of the unit of work, which sends them
+    with its outbox rows as one statement at commit."""
 
     now: datetime
     created: Sequence[SagaState] = ()
@@ -117,43 +118,21 @@ class Changes:
     finished: Sequence[FinishedOrder] = ()
 
 
-async def write(conn: asyncpg.Connection, changes: Changes) -> None:
-    statement = _Statement()
+def write(uow: UnitOfWork, changes: Changes) -> None:
     if changes.created:
-        _insert_sagas(statement, changes.created)
+        _insert_sagas(uow, changes.created)
     if changes.updated:
-        _update_sagas(statement, changes.updated, changes.now)
+        _update_sagas(uow, changes.updated, changes.now)
     if changes.steps:
-        _update_steps(statement, changes.steps, changes.now)
+        _update_steps(uow, changes.steps, changes.now)
     if changes.history:
-        _append_history(statement, changes.history)
+        _append_history(uow, changes.history)
     if changes.finished:
-        _finish_orders(statement, changes.finished, changes.now)
-    await statement.run(conn)
+        _finish_orders(uow, changes.finished, changes.now)
 
 
-class _Statement:
-    """Parts (``{n}`` stands for the part's n-th argument) joined into one WITH statement."""
-
-    def __init__(self) -> None:
-        self._parts: list[str] = []
-        self._args: list[Any] = []
-
-    def add(self, sql: str, *args: Any) -> None:
-        first = len(self._args) + 1
-        self._args += args
-        numbered = sql.format(*(f"${first + i}" for i in range(len(args))))
-        self._parts.append(f"part{len(self._parts)} AS ({numbered})")
-
-    async def run(self, conn: asyncpg.Connection) -> None:
-        if self._parts:
-            # Parent rows and their children go in one statement: foreign keys are checked at
-            # its end, when every part has run.
-            await conn.execute("WITH " + ",\n".join(self._parts) + "\nSELECT 1", *self._args)
-
-
-def _insert_sagas(statement: _Statement, sagas: Sequence[SagaState]) -> None:
-    statement.add(
+def _insert_sagas(uow: UnitOfWork, sagas: Sequence[SagaState]) -> None:
+    uow.write(
         """
         INSERT INTO sagas (saga_id, order_id, definition_name, definition_version, status,
             current_step, awaiting_step, awaiting_message_id, deadline_at,
@@ -176,7 +155,7 @@ def _insert_sagas(statement: _Statement, sagas: Sequence[SagaState]) -> None:
         [s.created_at for s in sagas],
     )
     steps = [(s.saga_id, step) for s in sagas for step in s.steps]
-    statement.add(
+    uow.write(
         """
         INSERT INTO saga_steps (saga_id, position, name, status, command_message_id)
         SELECT * FROM unnest({0}::uuid[], {1}::int[], {2}::text[], {3}::text[], {4}::uuid[])
@@ -208,9 +187,9 @@ def _saga_columns(sagas: Sequence[SagaState]) -> list[list[Any]]:
     ]
 
 
-def _update_sagas(statement: _Statement, sagas: Sequence[SagaState], now: datetime) -> None:
+def _update_sagas(uow: UnitOfWork, sagas: Sequence[SagaState], now: datetime) -> None:
     """Every column the engine may change."""
-    statement.add(
+    uow.write(
         """
         UPDATE sagas s SET status = u.status, current_step = u.current_step,
             awaiting_step = u.awaiting_step, awaiting_message_id = u.awaiting_message_id,
@@ -238,9 +217,9 @@ def _update_sagas(statement: _Statement, sagas: Sequence[SagaState], now: dateti
 
 
 def _update_steps(
-    statement: _Statement, steps: Sequence[tuple[uuid.UUID, StepState]], now: datetime
+    uow: UnitOfWork, steps: Sequence[tuple[uuid.UUID, StepState]], now: datetime
 ) -> None:
-    statement.add(
+    uow.write(
         """
         UPDATE saga_steps st SET status = u.status, command_message_id = u.command_message_id,
             updated_at = {4}
@@ -256,8 +235,8 @@ def _update_steps(
     )
 
 
-def _append_history(statement: _Statement, lines: Sequence[tuple[uuid.UUID, HistoryLine]]) -> None:
-    statement.add(
+def _append_history(uow: UnitOfWork, lines: Sequence[tuple[uuid.UUID, HistoryLine]]) -> None:
+    uow.write(
         """
         INSERT INTO saga_history (saga_id, at, event, step, from_status, to_status, cause,
             detail)
@@ -275,8 +254,8 @@ def _append_history(statement: _Statement, lines: Sequence[tuple[uuid.UUID, Hist
     )
 
 
-def _finish_orders(statement: _Statement, finished: Sequence[FinishedOrder], now: datetime) -> None:
-    statement.add(
+def _finish_orders(uow: UnitOfWork, finished: Sequence[FinishedOrder], now: datetime) -> None:
+    uow.write(
         """
         UPDATE orders o SET status = u.status, total = coalesce(u.total, o.total),
             updated_at = {3}

@@ -87,7 +87,7 @@ def error(
     )
 
 
-def context(request: Request) -> ApiContext:
+async def context(request: Request) -> ApiContext:
     ctx: ApiContext = request.app.state.api
     return ctx
 
@@ -252,7 +252,7 @@ async def get_saga(saga_id: uuid.UUID, ctx: Ctx) -> JSONResponse:
 # --- admin -----------------------------------------------------------------------------------
 
 
-def require_admin(ctx: Ctx, authorization: Annotated[str | None, Header()] = None) -> None:
+async def require_admin(ctx: Ctx, authorization: Annotated[str | None, Header()] = None) -> None:
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not secrets.compare_digest(token, ctx.admin_token):
         raise AdminAuthError

@@ -12,9 +12,7 @@ being written into the next one (group commit); the ``orders`` topic arrives in 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,10 +26,9 @@ from orchestrator.domain.status import OrderStatus
 from orchestrator.domain.workflow import WorkflowDefinition
 from orchestrator.service_layer.sagas import NewSaga, SagaService
 from sagakit.contracts import PlaceOrder
-from sagakit.errors import BusinessError, InfrastructureError
+from sagakit.db.group_commit import GroupCommit
+from sagakit.errors import BusinessError
 from sagakit.outbox.unit_of_work import UnitOfWork
-
-log = logging.getLogger(__name__)
 
 
 class IdempotencyConflict(BusinessError):
@@ -203,62 +200,25 @@ def _replay(order: StoredOrder, fingerprint: str, key: str | None) -> Outcome:
 
 
 class IntakeQueue:
-    """Group commit for ``POST /orders``: requests that arrive while one batch is being written
-    go together into the next, so a burst of requests costs a few transactions, not one each.
-    One batch is written at a time; an idle system writes a request at once."""
+    """``POST /orders`` through group commit: a burst of requests is placed by a few
+    transactions (``GroupCommit``), each request answered once its order is stored."""
 
     def __init__(
-        self,
-        intake: OrderIntake,
-        uow_factory: Callable[[], UnitOfWork],
-        *,
-        max_batch: int = 200,
+        self, intake: OrderIntake, uow_factory: Callable[[], UnitOfWork], *, max_batch: int = 200
     ) -> None:
         self._intake = intake
         self._uow_factory = uow_factory
-        self._max_batch = max_batch
-        self._waiting: list[tuple[Placement, asyncio.Future[Outcome]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._group = GroupCommit(self._write, name="intake", max_batch=max_batch)
 
     async def place(self, request: Placement) -> Placed:
         """Raises ``IdempotencyConflict``, or ``InfrastructureError`` if the database is down."""
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._waiting.append((request, future))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_all(), name="intake-writer")
-        outcome = await asyncio.shield(future)
+        outcome = await self._group.submit(request)
         if isinstance(outcome, IdempotencyConflict):
             raise outcome
         return outcome
 
-    async def _write_all(self) -> None:
-        while self._waiting:
-            batch = self._waiting[: self._max_batch]
-            del self._waiting[: self._max_batch]
-            try:
-                await self._write(batch)
-            except Exception as exc:
-                if len(batch) == 1 or isinstance(exc, InfrastructureError):
-                    _fail(batch, exc)
-                    continue
-                # One bad request must not fail the others: each alone, in its own transaction.
-                log.warning("intake: a batch of %d failed (%s); one by one", len(batch), exc)
-                for one in batch:
-                    try:
-                        await self._write([one])
-                    except Exception as single:
-                        _fail([one], single)
-
-    async def _write(self, batch: list[tuple[Placement, asyncio.Future[Outcome]]]) -> None:
+    async def _write(self, requests: Sequence[Placement]) -> list[Outcome]:
         async with self._uow_factory() as uow:
-            outcomes = await self._intake.place_many(uow, [request for request, _ in batch])
+            outcomes = await self._intake.place_many(uow, requests)
             await uow.commit()
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if not future.done():
-                future.set_result(outcome)
-
-
-def _fail(batch: list[tuple[Placement, asyncio.Future[Outcome]]], exc: BaseException) -> None:
-    for _, future in batch:
-        if not future.done():
-            future.set_exception(exc)
+        return outcomes

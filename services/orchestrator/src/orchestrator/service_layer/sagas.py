@@ -167,8 +167,8 @@ class SagaService:
 
     async def _write(self, uow: UnitOfWork, batch: _Batch) -> None:
         created = batch.created_ids
-        await saga_store.write(
-            uow.conn,
+        saga_store.write(
+            uow,
             Changes(
                 now=batch.now,
                 created=batch.created,

@@ -9,9 +9,11 @@ Stripe charge, and a repeated call with the same idempotency key answers from th
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
+import orjson
 
 from payment.domain.gateway import (
     ChargeDeclined,
@@ -23,6 +25,7 @@ from payment.domain.gateway import (
     RefundSucceeded,
 )
 from sagakit.db.errors import is_retriable_db_error
+from sagakit.db.group_commit import GroupCommit
 from sagakit.db.pool import Database
 from sagakit.errors import GatewayUnavailable
 
@@ -78,6 +81,10 @@ class LocalGateway:
         self._database = database
         self.fail_next = fail_next
         self.fail_after_record = fail_after_record
+        # Charges made at the same time are recorded by one transaction (each caller answered
+        # once its charge is stored): a commit per charge was most of this service's database
+        # work under load.
+        self._charges = GroupCommit(self._record_charges, name="local-gateway-charges")
 
     async def charge(
         self,
@@ -92,12 +99,8 @@ class LocalGateway:
         if failing and not self.fail_after_record:
             raise GatewayUnavailable("local gateway: charge timed out (simulated)")
         try:
-            row = await self._record_charge(
-                amount=amount,
-                currency=currency,
-                payment_method=payment_method,
-                idempotency_key=idempotency_key,
-                metadata=metadata,
+            row = await self._charges.submit(
+                _ChargeRequest(idempotency_key, amount, currency.upper(), payment_method, metadata)
             )
         except Exception as exc:
             _raise_unavailable_if_transient(exc)
@@ -129,51 +132,65 @@ class LocalGateway:
 
     # --- the gateway's own records ---------------------------------------------------------------
 
-    async def _record_charge(
-        self,
-        *,
-        amount: int,
-        currency: str,
-        payment_method: str,
-        idempotency_key: str,
-        metadata: dict[str, str],
-    ) -> _Charge:
-        decline = charge_decline(payment_method, amount)
-        async with self._database.connection() as conn, conn.transaction():
-            # A concurrent call with the same key waits on the primary key, then reads its row.
+    async def _record_charges(self, requests: Sequence[_ChargeRequest]) -> list[_Charge]:
+        """Make the charges, or read the ones made earlier under their keys, in one
+        transaction; raises ``IdempotencyKeyReused`` if a key was first used differently."""
+        declines = [charge_decline(r.payment_method, r.amount) for r in requests]
+        async with self._database.connection() as conn:
+            # Each statement commits by itself. A concurrent call with the same key waits on
+            # the primary key, then conflicts.
             await conn.execute(
                 """
                 INSERT INTO gateway_charges (idempotency_key, payment_id, amount, currency,
                     payment_method, status, decline_code, message, metadata)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                SELECT k, p, a, c, m, s, d, msg, meta::jsonb
+                  FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
+                              $6::text[], $7::text[], $8::text[], $9::text[])
+                    AS u(k, p, a, c, m, s, d, msg, meta)
                 ON CONFLICT (idempotency_key) DO NOTHING
                 """,
-                idempotency_key,
-                f"pi_local_{uuid.uuid4().hex[:24]}",
-                amount,
-                currency.upper(),
-                payment_method,
-                "declined" if decline else "succeeded",
-                decline.code if decline else None,
-                decline.message if decline else None,
-                metadata,
+                [r.key for r in requests],
+                [f"pi_local_{uuid.uuid4().hex[:24]}" for _ in requests],
+                [r.amount for r in requests],
+                [r.currency for r in requests],
+                [r.payment_method for r in requests],
+                ["declined" if d else "succeeded" for d in declines],
+                [d.code if d else None for d in declines],
+                [d.message if d else None for d in declines],
+                [orjson.dumps(r.metadata).decode() for r in requests],
             )
-            row = await conn.fetchrow(
-                "SELECT payment_id, amount, currency, payment_method, status, decline_code,"
-                " message FROM gateway_charges WHERE idempotency_key = $1",
-                idempotency_key,
+            # A new statement: it sees rows a concurrent call committed while this one waited.
+            rows = await conn.fetch(
+                "SELECT idempotency_key, payment_id, amount, currency, payment_method, status,"
+                " decline_code, message FROM gateway_charges"
+                " WHERE idempotency_key = ANY($1::text[])",
+                [r.key for r in requests],
             )
-        assert row is not None
-        charge = _Charge(*row)
-        if (charge.amount, charge.currency, charge.payment_method) != (
-            amount,
-            currency.upper(),
-            payment_method,
-        ):
-            raise IdempotencyKeyReused(
-                f"idempotency key {idempotency_key!r} was first used for a different charge"
+        by_key = {
+            row["idempotency_key"]: _Charge(
+                payment_id=row["payment_id"],
+                amount=row["amount"],
+                currency=row["currency"],
+                payment_method=row["payment_method"],
+                status=row["status"],
+                decline_code=row["decline_code"],
+                message=row["message"],
             )
-        return charge
+            for row in rows
+        }
+        charges = []
+        for request in requests:
+            charge = by_key[request.key]
+            if (charge.amount, charge.currency, charge.payment_method) != (
+                request.amount,
+                request.currency,
+                request.payment_method,
+            ):
+                raise IdempotencyKeyReused(
+                    f"idempotency key {request.key!r} was first used for a different charge"
+                )
+            charges.append(charge)
+        return charges
 
     async def _record_refund(
         self, *, payment_id: str, amount: int, idempotency_key: str
@@ -236,6 +253,15 @@ class LocalGateway:
             return False
         self.fail_next -= 1
         return True
+
+
+@dataclass(frozen=True, slots=True)
+class _ChargeRequest:
+    key: str
+    amount: int
+    currency: str
+    payment_method: str
+    metadata: dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from payment.domain.records import (
     RefundStatus,
 )
 from sagakit.db.locks import lock_keys
+from sagakit.outbox.unit_of_work import UnitOfWork
 
 
 @dataclass(slots=True)
@@ -89,19 +90,19 @@ async def load(
     return out
 
 
-async def insert(
-    conn: asyncpg.Connection, records: Sequence[PaymentRecord | RefundRecord | RefundAttempt]
+def insert(
+    uow: UnitOfWork, records: Sequence[PaymentRecord | RefundRecord | RefundAttempt]
 ) -> None:
     payments = [r for r in records if isinstance(r, PaymentRecord)]
     refunds = [r for r in records if isinstance(r, RefundRecord)]
     attempts = [r for r in records if isinstance(r, RefundAttempt)]
     if payments:
-        await conn.execute(
+        uow.write(
             """
             INSERT INTO payments (order_id, saga_id, amount, currency, payment_method, status,
                 gateway_payment_id, decline_code, decline_message, idempotency_key)
-            SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::text[],
-                $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
+            SELECT * FROM unnest({0}::uuid[], {1}::uuid[], {2}::bigint[], {3}::text[], {4}::text[],
+                {5}::text[], {6}::text[], {7}::text[], {8}::text[], {9}::text[])
             """,
             [p.order_id for p in payments],
             [p.saga_id for p in payments],
@@ -115,11 +116,11 @@ async def insert(
             [p.idempotency_key for p in payments],
         )
     if refunds:
-        await conn.execute(
+        uow.write(
             """
             INSERT INTO refunds (order_id, saga_id, payment_id, amount, status, refund_id)
-            SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bigint[], $5::text[],
-                $6::text[])
+            SELECT * FROM unnest({0}::uuid[], {1}::uuid[], {2}::text[], {3}::bigint[], {4}::text[],
+                {5}::text[])
             """,
             [r.order_id for r in refunds],
             [r.saga_id for r in refunds],
@@ -129,12 +130,12 @@ async def insert(
             [r.refund_id for r in refunds],
         )
     if attempts:
-        await conn.execute(
+        uow.write(
             """
             INSERT INTO refund_attempts (order_id, attempt, saga_id, idempotency_key, reason,
                 detail)
-            SELECT * FROM unnest($1::uuid[], $2::int[], $3::uuid[], $4::text[], $5::text[],
-                $6::text[])
+            SELECT * FROM unnest({0}::uuid[], {1}::int[], {2}::uuid[], {3}::text[], {4}::text[],
+                {5}::text[])
             """,
             [a.order_id for a in attempts],
             [a.attempt for a in attempts],

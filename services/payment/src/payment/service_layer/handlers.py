@@ -22,7 +22,7 @@ def make_batch_handler(*, reply_topic: str, gateway: PaymentGateway) -> BatchHan
     payments = Payments(gateway)
 
     async def handle(envelopes: Sequence[Envelope[Any]], uow: UnitOfWork) -> None:
-        replies = await payments.handle(uow.conn, envelopes)
+        replies = await payments.handle(uow, envelopes)
         for envelope, reply in zip(envelopes, replies, strict=True):
             uow.emit(reply_topic, envelope.reply(reply))
 

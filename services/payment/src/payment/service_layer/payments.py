@@ -18,8 +18,6 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import asyncpg
-
 from payment.adapters import payment_store
 from payment.adapters.payment_store import OrderPayments
 from payment.domain.gateway import ChargeSucceeded, PaymentGateway, RefundSucceeded
@@ -42,6 +40,7 @@ from sagakit.contracts import (
 from sagakit.errors import InvalidMessage
 from sagakit.messaging.envelope import Envelope
 from sagakit.messaging.registry import Message
+from sagakit.outbox.unit_of_work import UnitOfWork
 
 # A charge asked for after the order was compensated (a command re-sent late) is refused.
 ORDER_COMPENSATED = "order_compensated"
@@ -51,14 +50,12 @@ class Payments:
     def __init__(self, gateway: PaymentGateway) -> None:
         self._gateway = gateway
 
-    async def handle(
-        self, conn: asyncpg.Connection, envelopes: Sequence[Envelope[Any]]
-    ) -> list[Message]:
+    async def handle(self, uow: UnitOfWork, envelopes: Sequence[Envelope[Any]]) -> list[Message]:
         """The reply to each command, in order (the caller emits them and commits)."""
         saga_ids = [_saga_id(e) for e in envelopes]  # poison before any gateway call
         order_ids = [e.payload.order_id for e in envelopes]
-        await payment_store.lock_orders(conn, order_ids)
-        books = await payment_store.load(conn, order_ids)
+        await payment_store.lock_orders(uow.conn, order_ids)
+        books = await payment_store.load(uow.conn, order_ids)
         by_order: dict[uuid.UUID, list[int]] = {}
         for i, order_id in enumerate(order_ids):
             by_order.setdefault(order_id, []).append(i)
@@ -82,7 +79,7 @@ class Payments:
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
-        await payment_store.insert(conn, [r for book in books.values() for r in book.new])
+        payment_store.insert(uow, [r for book in books.values() for r in book.new])
         return [reply for reply in replies if reply is not None]
 
     async def _charge(

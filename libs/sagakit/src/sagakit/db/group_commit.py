@@ -1,0 +1,77 @@
+"""Group commit for callers that each need one durable write: the calls that arrive while one
+batch is being written go together into the next, so a burst costs a few transactions, not one
+each; an idle system writes a call at once. Each caller gets its own result, and only once its
+batch has committed.
+
+One batch is written at a time. If a batch fails with anything but an outage, its calls are
+written again one at a time, so one bad call does not fail the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+from sagakit.errors import InfrastructureError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class GroupCommit(Generic[T, R]):
+    def __init__(
+        self,
+        write: Callable[[Sequence[T]], Awaitable[Sequence[R]]],
+        *,
+        name: str,
+        max_batch: int = 200,
+    ) -> None:
+        """``write`` stores a batch in one transaction and returns a result per item, in order."""
+        self._write = write
+        self._name = name
+        self._max_batch = max_batch
+        self._waiting: list[tuple[T, asyncio.Future[R]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def submit(self, item: T) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_all(), name=f"{self._name}-writer")
+        # Shielded: a caller that goes away (a client hanging up) leaves its batch unharmed.
+        return await asyncio.shield(future)
+
+    async def _write_all(self) -> None:
+        while self._waiting:
+            batch = self._waiting[: self._max_batch]
+            del self._waiting[: self._max_batch]
+            try:
+                await self._write_batch(batch)
+            except Exception as exc:
+                if len(batch) == 1 or isinstance(exc, InfrastructureError):
+                    _fail(batch, exc)
+                    continue
+                log.warning(
+                    "%s: a batch of %d failed (%s); one by one", self._name, len(batch), exc
+                )
+                for one in batch:
+                    try:
+                        await self._write_batch([one])
+                    except Exception as single:
+                        _fail([one], single)
+
+    async def _write_batch(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        results = await self._write([item for item, _ in batch])
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+
+def _fail(batch: Sequence[tuple[object, asyncio.Future[R]]], exc: BaseException) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(exc)
