@@ -27,6 +27,7 @@ from sagakit.errors import BrokerUnavailable
 from sagakit.messaging.producer import Producer
 from sagakit.messaging.registry import MessageRegistry
 from sagakit.ops.http import HttpServer, build_ops_app
+from sagakit.outbox.dispatcher import Dispatcher
 from sagakit.outbox.relay import OutboxRelay
 from sagakit.outbox.unit_of_work import UnitOfWork
 from sagakit.settings import ServiceSettings
@@ -47,6 +48,7 @@ class Service:
     session_factory: async_sessionmaker[AsyncSession]
     producer: Producer
     consumer: Consumer
+    dispatcher: Dispatcher
     relay: OutboxRelay
     app: FastAPI
     http: HttpServer
@@ -56,7 +58,7 @@ class Service:
     closers: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
     def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.database)
+        return UnitOfWork(self.database, self.dispatcher)
 
     async def database_ready(self) -> bool:
         return bool(await self.database.fetchval("SELECT 1"))
@@ -86,13 +88,14 @@ def build_service(
         linger_ms=settings.kafka_producer_linger_ms,
         request_timeout_ms=settings.kafka_request_timeout_ms,
     )
+    dispatcher = Dispatcher(database, producer, name=settings.service_name)
     consumer = Consumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=settings.consumer_group,
         client_id=client_id,
         topics=topics,
         registry=registry,
-        uow_factory=lambda: UnitOfWork(database),
+        uow_factory=lambda: UnitOfWork(database, dispatcher),
         producer=producer,
         max_records=settings.kafka_consumer_max_records,
         backoff_base_s=settings.retry_backoff_base_s,
@@ -105,6 +108,7 @@ def build_service(
         name=settings.service_name,
         batch_size=settings.outbox_batch_size,
         poll_interval_s=settings.outbox_poll_interval_s,
+        grace_s=settings.outbox_relay_grace_s,
         backoff_cap_s=settings.retry_backoff_cap_s,
     )
     service = Service(
@@ -114,6 +118,7 @@ def build_service(
         session_factory=session_factory,
         producer=producer,
         consumer=consumer,
+        dispatcher=dispatcher,
         relay=relay,
         app=build_ops_app(settings.service_name, {}),
         http=None,  # type: ignore[arg-type]  # set below, around the app
@@ -146,6 +151,7 @@ async def run_service(service: Service) -> None:
         tasks: dict[str, asyncio.Task[None]] = {
             "http": asyncio.create_task(service.http.serve(), name=f"{name}-http"),
             "relay": asyncio.create_task(service.relay.run(), name=f"{name}-relay"),
+            "dispatcher": asyncio.create_task(service.dispatcher.run(), name=f"{name}-dispatch"),
             "consumer": asyncio.create_task(service.consumer.run(), name=f"{name}-consumer"),
         }
         for i, worker in enumerate(service.workers):
@@ -185,9 +191,12 @@ async def _first_crash(tasks: dict[str, asyncio.Task[None]]) -> None:
 
 
 async def _shutdown(service: Service, tasks: dict[str, asyncio.Task[None]], timeout: float) -> None:
-    # Order matters: stop taking work, let the relay publish what was committed, then the port.
+    # Order matters: stop taking work, let what was committed be published (the dispatcher's
+    # deliveries in flight, then the relay), then the port.
     service.consumer.stop()
     await _wait(tasks, ["consumer"] + [k for k in tasks if k.startswith("worker-")], timeout / 2)
+    service.dispatcher.stop()
+    await _wait(tasks, ["dispatcher"], timeout / 8)
     service.relay.stop()
     await _wait(tasks, ["relay"], timeout / 4)
     service.http.stop()

@@ -20,11 +20,14 @@ class Statement:
         self._args: list[Any] = []
         self._final = "SELECT 1"
 
-    def add(self, sql: str, *args: Any) -> None:
+    def add(self, sql: str, *args: Any) -> str:
+        """Add a part; returns its name (for the final select to read its ``RETURNING``)."""
         first = len(self._args) + 1
         self._args += args
         numbered = sql.format(*(f"${first + i}" for i in range(len(args))))
-        self._parts.append(f"part{len(self._parts)} AS ({numbered})")
+        name = f"part{len(self._parts)}"
+        self._parts.append(f"{name} AS ({numbered})")
+        return name
 
     def finally_select(self, sql: str) -> None:
         """What the statement returns, after every part (default ``SELECT 1``)."""
@@ -33,6 +36,9 @@ class Statement:
     def __bool__(self) -> bool:
         return bool(self._parts)
 
-    async def run(self, conn: asyncpg.Connection) -> None:
-        if self._parts:
-            await conn.execute("WITH " + ",\n".join(self._parts) + "\n" + self._final, *self._args)
+    async def run(self, conn: asyncpg.Connection) -> Any:
+        """Run it; returns the final select's value (None when there is nothing to run)."""
+        if not self._parts:
+            return None
+        sql = "WITH " + ",\n".join(self._parts) + "\n" + self._final
+        return await conn.fetchval(sql, *self._args)

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from typing import NoReturn
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -27,7 +28,7 @@ class Producer:
         bootstrap_servers: str,
         *,
         client_id: str,
-        linger_ms: int = 2,
+        linger_ms: int = 0,
         request_timeout_ms: int = 15_000,
     ) -> None:
         self._config = {
@@ -71,16 +72,32 @@ class Producer:
         self, records: Sequence[tuple[str, bytes | None, bytes | None, Headers]]
     ) -> None:
         """Send records in order and wait until all are acknowledged (batched by the client)."""
+        await (await self.enqueue(records))
+
+    async def enqueue(
+        self, records: Sequence[tuple[str, bytes | None, bytes | None, Headers]]
+    ) -> asyncio.Future[None]:
+        """Hand records to the client, in order, and return at once: the returned future is
+        done when all are acknowledged (or fails with ``BrokerUnavailable``)."""
         try:
             futures = [
                 await self._kafka.send(topic, value=value, key=key, headers=headers)
                 for topic, key, value, headers in records
             ]
+        except KafkaError as exc:
+            await self._failed(exc)
+        return asyncio.ensure_future(self._acknowledged(futures))
+
+    async def _acknowledged(self, futures: list[asyncio.Future[object]]) -> None:
+        try:
             await asyncio.gather(*futures)
         except KafkaError as exc:
-            if not exc.retriable:
-                await self._rebuild()
-            raise BrokerUnavailable(f"publish failed: {exc}") from exc
+            await self._failed(exc)
+
+    async def _failed(self, exc: KafkaError) -> NoReturn:
+        if not exc.retriable:
+            await self._rebuild()
+        raise BrokerUnavailable(f"publish failed: {exc}") from exc
 
     async def _rebuild(self) -> None:
         """A non-retriable error can leave the client unusable for good (say, the idempotent

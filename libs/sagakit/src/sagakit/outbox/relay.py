@@ -1,28 +1,23 @@
-"""The outbox relay: publishes committed outbox rows to Kafka, in order, then deletes them.
+"""The outbox relay: the safety net behind the dispatcher. It publishes the outbox rows that
+are still there some time after their commit (``grace_s``) and deletes them.
 
-- Wakes on PostgreSQL ``NOTIFY`` (sent by the unit of work at commit), so a message leaves within
-  milliseconds of its commit; a slow poll is only the safety net for a lost notification.
-- Safe with several replicas: only the holder of a session-level advisory lock publishes, which
-  also keeps per-saga (in fact global) order. If that replica dies its connection closes, the lock
-  is released and a standby takes over within ``standby_retry_s``.
-- At least once: a crash after Kafka acknowledged but before the delete republishes those rows
-  with the same message ids, which every consumer's inbox discards.
-- Reads never walk the rows it deleted (``_Cursor``): a busy outbox holds tens of thousands of
-  dead rows between two vacuums, and reading "the first rows by id" crossed them all each time
-  (8 ms per empty read, measured). It reads from the highest id it published, plus the ids it saw
-  missing (a transaction that took an id commits after a later one), plus a full read every half
-  minute for anything else. Per-saga order holds: one saga's messages come from transactions
-  serialised by the saga's (or the order's) lock, so they commit in id order.
+Rows are normally published at once by the process that committed them (``dispatcher.py``).
+They are left over when that process died between its commit and Kafka's acknowledgement, or
+when the broker was away: the relay finds them on its next poll and publishes them, in id order.
+
+- Safe with several replicas: only the holder of a session-level advisory lock publishes. If
+  that replica dies its connection closes, the lock is released and a standby takes over within
+  ``standby_retry_s``.
+- At least once: a row published twice (by the dispatcher and the relay, or by a relay that died
+  after Kafka acknowledged but before the delete) keeps its message id, and every consumer's
+  inbox drops the second copy.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import zlib
-from dataclasses import dataclass, field
-from typing import Any
 
 import asyncpg
 import orjson
@@ -33,7 +28,6 @@ from sagakit.errors import BrokerUnavailable
 from sagakit.messaging.producer import Producer
 from sagakit.ops import metrics
 from sagakit.outbox import store
-from sagakit.outbox.store import OUTBOX_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +41,7 @@ class OutboxRelay:
         name: str,
         batch_size: int = 500,
         poll_interval_s: float = 1.0,
+        grace_s: float = 5.0,
         standby_retry_s: float = 2.0,
         backoff_cap_s: float = 5.0,
     ) -> None:
@@ -56,12 +51,10 @@ class OutboxRelay:
         self._lock_key = zlib.crc32(f"sagakit-outbox-relay:{name}".encode())
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
+        self._grace_s = grace_s
         self._standby_retry_s = standby_retry_s
         self._backoff_cap_s = backoff_cap_s
-        self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._cursor = _Cursor()
-        self._published: list[int] = []  # acknowledged by Kafka, deleted with the next read
         self.is_leader = False
         self.published = 0
 
@@ -85,31 +78,16 @@ class OutboxRelay:
 
     def stop(self) -> None:
         self._stopping.set()
-        self._wakeup.set()
 
     async def _run_connected(self) -> None:
         conn: asyncpg.Connection = await asyncpg.connect(self._dsn, timeout=5)
         try:
             if not await self._become_leader(conn):
                 return
-            # The outbox is a queue: emptied by vacuum, then thousands of dead rows until the next
-            # one. Statistics lag behind that, and a plan chosen while it looked empty (a scan of
-            # the whole table) stays cached while it fills. This session only ever wants the
-            # primary key: say so.
-            await conn.execute("SET enable_seqscan = off")
-            await conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
-            self._cursor = _Cursor()  # a new leader reads everything first
-            self._published = []
-            log.info("outbox relay %s: leader, publishing", self._name)
+            log.info("outbox relay %s: leader, publishing leftovers", self._name)
             while not self._stopping.is_set():
-                self._wakeup.clear()
-                published = await self._publish_batch(conn)
-                if published == 0:
-                    await self._wait_for_work()
-            # Stopping: what was committed before the consumer stopped still leaves now.
-            while await self._publish_batch(conn):
-                pass
-            await self._flush_deletes(conn)
+                if await self._publish_batch(conn) < self._batch_size:
+                    await self._sleep(self._poll_interval_s)
         finally:
             self.is_leader = False
             await conn.close(timeout=2)
@@ -124,75 +102,19 @@ class OutboxRelay:
         return False
 
     async def _publish_batch(self, conn: asyncpg.Connection) -> int:
-        """Publish the next rows; the delete of what was published rides on the next read."""
-        after, gaps = self._cursor.where_to_read(time.monotonic())
-        rows = await store.take_batch(
-            conn, self._batch_size, after=after, gaps=gaps, published=self._published
-        )
-        self._published = []
-        self._cursor.advance([r["id"] for r in rows], time.monotonic())
+        rows = await store.leftovers(conn, self._batch_size, older_than_s=self._grace_s)
         # A full batch means at least that many were waiting: a floor, without a count query.
         metrics.OUTBOX_PENDING.labels(self._name).set(len(rows))
         if not rows:
             return 0
         await self._producer.send_many([_record(row) for row in rows])
-        self._published = [r["id"] for r in rows]
+        await store.delete_published(conn, [r["id"] for r in rows])
         self.published += len(rows)
         metrics.OUTBOX_PUBLISHED.labels(self._name).inc(len(rows))
         return len(rows)
 
-    async def _flush_deletes(self, conn: asyncpg.Connection) -> None:
-        if self._published:
-            await store.delete_published(conn, self._published)
-            self._published = []
-
-    async def _wait_for_work(self) -> None:
-        await sleep_unless(self._wakeup, self._poll_interval_s)
-
     async def _sleep(self, seconds: float) -> None:
         await sleep_unless(self._stopping, seconds)
-
-    def _on_notify(self, *_args: Any) -> None:
-        self._wakeup.set()
-
-
-@dataclass
-class _Cursor:
-    """Where the next read starts: above ``after``, plus the ids seen missing below it."""
-
-    # A full read walks every dead row left since the last vacuum (up to ~100 ms on a busy
-    # outbox), so it is rare; a gap is kept long enough for any sane transaction to commit.
-    full_read_every_s: float = 30.0
-    forget_gaps_after_s: float = 30.0
-    max_gaps: int = 1_000
-    after: int = 0
-    gaps: dict[int, float] = field(default_factory=dict)  # id -> when it was first missed
-    next_full_read: float = 0.0
-
-    reading_all: bool = False
-
-    def where_to_read(self, now: float) -> tuple[int, list[int]]:
-        self.reading_all = now >= self.next_full_read
-        if self.reading_all:
-            self.next_full_read = now + self.full_read_every_s
-            return 0, []
-        return self.after, list(self.gaps)
-
-    def advance(self, ids: list[int], now: float) -> None:
-        for row_id in ids:
-            self.gaps.pop(row_id, None)
-        if ids and ids[-1] > self.after:
-            seen = set(ids)
-            # Below the first row of a full read (or of the first read at all) are the rows
-            # published long ago, not gaps.
-            floor = ids[0] if self.reading_all or self.after == 0 else self.after + 1
-            start = max(floor, ids[-1] - self.max_gaps)
-            for missing in range(start, ids[-1]):
-                if missing not in seen:
-                    self.gaps.setdefault(missing, now)
-            self.after = ids[-1]
-        stale = now - self.forget_gaps_after_s  # rolled back, or left to the full read
-        self.gaps = {g: t for g, t in self.gaps.items() if t > stale}
 
 
 def _record(row: asyncpg.Record) -> tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]:

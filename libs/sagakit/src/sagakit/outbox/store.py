@@ -16,8 +16,6 @@ from sagakit.db.statement import Statement
 from sagakit.messaging.envelope import Envelope
 from sagakit.messaging.registry import Message
 
-OUTBOX_CHANNEL = "sagakit_outbox"
-
 
 @dataclass(frozen=True, slots=True)
 class OutboxRow:
@@ -29,6 +27,9 @@ class OutboxRow:
     key: bytes | None
     headers: list[list[str]]
     value: bytes
+
+    def kafka_headers(self) -> list[tuple[str, bytes]]:
+        return [(name, value.encode()) for name, value in self.headers]
 
     @classmethod
     def of(
@@ -50,16 +51,17 @@ class OutboxRow:
 
 
 def add_outbox_rows(statement: Statement, rows: Sequence[OutboxRow]) -> None:
-    """The rows' insert as a part of ``statement``, and a NOTIFY for the relay (delivered at
-    commit only, so the relay wakes exactly when the rows are visible)."""
+    """The rows' insert as a part of ``statement``, which then returns their ids in order."""
     if not rows:
         return
-    statement.add(
+    part = statement.add(
         """
         INSERT INTO outbox (message_id, message_type, topic, key, headers, value)
         SELECT m, t, p, k, h::jsonb, v
           FROM unnest({0}::uuid[], {1}::text[], {2}::text[], {3}::bytea[], {4}::text[],
-                      {5}::bytea[]) AS u(m, t, p, k, h, v)
+                      {5}::bytea[]) WITH ORDINALITY AS u(m, t, p, k, h, v, n)
+         ORDER BY n
+        RETURNING id
         """,
         [r.message_id for r in rows],
         [r.message_type for r in rows],
@@ -69,7 +71,7 @@ def add_outbox_rows(statement: Statement, rows: Sequence[OutboxRow]) -> None:
         [orjson.dumps(r.headers).decode() for r in rows],
         [r.value for r in rows],
     )
-    statement.finally_select(f"SELECT pg_notify('{OUTBOX_CHANNEL}', '')")
+    statement.finally_select(f"SELECT array_agg(id ORDER BY id) FROM {part}")
 
 
 async def insert_outbox(conn: asyncpg.Connection, rows: Sequence[OutboxRow]) -> None:
@@ -111,32 +113,16 @@ async def insert_inbox(conn: asyncpg.Connection, entries: Sequence[InboxEntry]) 
     return {row[0] for row in rows}
 
 
-async def take_batch(
-    conn: asyncpg.Connection,
-    limit: int,
-    *,
-    after: int = 0,
-    gaps: Sequence[int] = (),
-    published: Sequence[int] = (),
+async def leftovers(
+    conn: asyncpg.Connection, limit: int, *, older_than_s: float
 ) -> list[asyncpg.Record]:
-    """Delete the rows already ``published`` and read the next ones, in id order: those above
-    ``after``, and those among ``gaps`` (one round trip for both; the read does not see the
-    delete, as one statement has one snapshot, so it leaves those rows out itself)."""
-    # Two index look-ups: an OR of both conditions may be planned as a scan of the table.
+    """Rows committed more than ``older_than_s`` ago and still here (their dispatch failed,
+    or the process that committed them died first), in id order."""
     rows: list[asyncpg.Record] = await conn.fetch(
-        """
-        WITH published AS (DELETE FROM outbox WHERE id = ANY($4::bigint[]))
-        (SELECT id, topic, key, headers, value FROM outbox
-          WHERE id > $1 AND NOT id = ANY($4::bigint[]) ORDER BY id LIMIT $3)
-        UNION ALL
-        (SELECT id, topic, key, headers, value FROM outbox
-          WHERE id = ANY($2::bigint[]) AND id <= $1 AND NOT id = ANY($4::bigint[]))
-        ORDER BY id LIMIT $3
-        """,
-        after,
-        list(gaps),
+        "SELECT id, topic, key, headers, value FROM outbox"
+        " WHERE created_at <= now() - make_interval(secs => $2) ORDER BY id LIMIT $1",
         limit,
-        list(published),
+        older_than_s,
     )
     return rows
 

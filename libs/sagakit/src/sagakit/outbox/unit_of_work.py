@@ -4,7 +4,8 @@ nothing.
 
 Handlers read (and lock) on ``uow.conn`` (asyncpg, inside the transaction), queue their writes
 with ``uow.write`` and the messages they cause with ``uow.emit``: at commit, every queued write
-and every outbox row go to PostgreSQL as ONE statement (``sagakit.db.statement``), then COMMIT.
+and every outbox row go to PostgreSQL as ONE statement (``sagakit.db.statement``), then COMMIT,
+then the rows are handed to the dispatcher (published at once; the relay is the safety net).
 Under load a transaction holds a whole batch of records, and this is what keeps its cost to a
 handful of round trips.
 """
@@ -26,6 +27,7 @@ from sagakit.db.statement import Statement
 from sagakit.messaging.envelope import Envelope
 from sagakit.messaging.registry import Message
 from sagakit.outbox import store
+from sagakit.outbox.dispatcher import Dispatcher
 from sagakit.outbox.store import InboxEntry, OutboxRow
 
 log = logging.getLogger(__name__)
@@ -34,8 +36,9 @@ log = logging.getLogger(__name__)
 class UnitOfWork:
     """Async context manager around one pooled connection and one transaction."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, dispatcher: Dispatcher | None = None) -> None:
         self._database = database
+        self._dispatcher = dispatcher
         self._outbox: list[OutboxRow] = []
         self._writes = Statement()
         self._after_commit: list[Callable[[], Awaitable[None]]] = []
@@ -131,11 +134,13 @@ class UnitOfWork:
         if self._transaction is None:
             raise RuntimeError("UnitOfWork.commit() outside 'async with'")
         store.add_outbox_rows(self._writes, self._outbox)
-        await self._writes.run(self.conn)
+        ids = await self._writes.run(self.conn)
         await self._transaction.commit()
         self._committed = True
-        self._outbox = []
+        rows, self._outbox = self._outbox, []
         self._writes = Statement()
+        if rows and self._dispatcher is not None:
+            await self._dispatcher.dispatch(ids, rows)
         callbacks, self._after_commit = self._after_commit, []
         for callback in callbacks:
             try:

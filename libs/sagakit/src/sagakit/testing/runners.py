@@ -62,7 +62,10 @@ async def running_consumer(
 async def running_relay(
     url: str, producer: Producer, name: str = "test"
 ) -> AsyncIterator[OutboxRelay]:
-    relay = OutboxRelay(url, producer, name=name, poll_interval_s=5.0, standby_retry_s=0.2)
+    # No dispatcher in these tests: the relay publishes everything, at once.
+    relay = OutboxRelay(
+        url, producer, name=name, poll_interval_s=0.05, grace_s=0.0, standby_retry_s=0.2
+    )
     task = asyncio.create_task(relay.run())
     try:
         yield relay
