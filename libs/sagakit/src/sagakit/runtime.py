@@ -57,8 +57,8 @@ class Service:
     # Extra clients (Redis, HTTP) to close on the way out, after the workers stopped.
     closers: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
-    def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.database, self.dispatcher)
+    def uow(self, *, writes_only: bool = False) -> UnitOfWork:
+        return UnitOfWork(self.database, self.dispatcher, writes_only=writes_only)
 
     async def database_ready(self) -> bool:
         return bool(await self.database.fetchval("SELECT 1"))

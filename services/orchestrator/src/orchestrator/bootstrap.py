@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from orchestrator.adapters import saga_store
 from orchestrator.adapters.redis_features import RedisFeatures
@@ -52,15 +51,18 @@ def bootstrap(
     )
 
     async def push_status(changes: Sequence[StatusChange]) -> None:
-        for change in changes:
-            body: dict[str, Any] = {
-                "order_id": str(change.order_id),
-                "status": change.order_status,
-                "saga_id": str(change.saga_id),
-                "saga_status": change.saga_status,
-                "total": change.total,
+        await redis.publish_statuses(
+            {
+                str(change.order_id): {
+                    "order_id": str(change.order_id),
+                    "status": change.order_status,
+                    "saga_id": str(change.saga_id),
+                    "saga_status": change.saga_status,
+                    "total": change.total,
+                }
+                for change in changes
             }
-            await redis.publish_status(str(change.order_id), body)
+        )
 
     engine = SagaEngine(
         workflows,

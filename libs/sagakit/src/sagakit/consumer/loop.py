@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
@@ -48,7 +49,7 @@ from sagakit.messaging.envelope import Envelope
 from sagakit.messaging.producer import Producer
 from sagakit.messaging.registry import MessageRegistry
 from sagakit.ops import metrics
-from sagakit.outbox.store import InboxEntry
+from sagakit.outbox.store import INBOX_PRIMARY_KEY, InboxEntry
 from sagakit.outbox.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -329,29 +330,55 @@ class Consumer:
             return
 
     async def _transaction(self, items: Sequence[_Item]) -> None:
-        """The records' inbox rows, their handlers and their outbox rows: one commit."""
-        async with self._uow_factory() as uow:
-            fresh_ids = await uow.record_inbox_many(
-                [
-                    InboxEntry(
-                        i.envelope.message_id,
-                        i.envelope.message_type,
-                        i.tp.topic,
-                        i.tp.partition,
-                        i.record.offset,
-                    )
-                    for i in items
-                ]
+        """The records' inbox rows, their handlers and their outbox rows: one commit.
+
+        Optimistic first: the inbox rows are written with the other writes at commit, and a
+        redelivered id fails that statement on the inbox's primary key. Then the transaction
+        is rolled back and run again asking the inbox first, which drops the redelivered
+        records. Redeliveries are rare (a crash, a rebalance), and this saves a round trip on
+        every other transaction. Nothing happened twice meanwhile: the first try's database
+        work was rolled back, and the handlers' outside effects (gateway, SMTP) are
+        idempotent on the business key, as they are for re-sent commands.
+        """
+        try:
+            fresh = await self._run(items, inbox_first=False)
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name != INBOX_PRIMARY_KEY:
+                raise
+            fresh = await self._run(items, inbox_first=True)
+        for item in fresh:
+            metrics.MESSAGES_CONSUMED.labels(
+                item.tp.topic, item.envelope.message_type, "handled"
+            ).inc()
+        metrics.BATCH_RECORDS.labels(self._group_id).observe(len(items))
+        self.processed += len(items)
+
+    async def _run(self, items: Sequence[_Item], *, inbox_first: bool) -> list[_Item]:
+        entries = [
+            InboxEntry(
+                i.envelope.message_id,
+                i.envelope.message_type,
+                i.tp.topic,
+                i.tp.partition,
+                i.record.offset,
             )
-            fresh: list[_Item] = []
-            for item in items:
-                if item.envelope.message_id in fresh_ids:
-                    fresh_ids.discard(item.envelope.message_id)  # a second copy is a duplicate
-                    fresh.append(item)
-                else:
-                    metrics.MESSAGES_CONSUMED.labels(
-                        item.tp.topic, item.envelope.message_type, "duplicate"
-                    ).inc()
+            for i in items
+        ]
+        async with self._uow_factory() as uow:
+            fresh = list(items)
+            if inbox_first:
+                fresh_ids = await uow.record_inbox_many(entries)
+                fresh = []
+                for item in items:
+                    if item.envelope.message_id in fresh_ids:
+                        fresh_ids.discard(item.envelope.message_id)  # a second copy: duplicate
+                        fresh.append(item)
+                    else:
+                        metrics.MESSAGES_CONSUMED.labels(
+                            item.tp.topic, item.envelope.message_type, "duplicate"
+                        ).inc()
+            else:
+                uow.record_inbox_at_commit(entries)
             for envelopes, batch_handler in _handler_groups(fresh, self._batch_handlers):
                 if batch_handler is not None:
                     await batch_handler(envelopes, uow)
@@ -359,12 +386,7 @@ class Consumer:
                     for envelope in envelopes:
                         await self._handlers[envelope.message_type](envelope, uow)
             await uow.commit()
-        for item in fresh:
-            metrics.MESSAGES_CONSUMED.labels(
-                item.tp.topic, item.envelope.message_type, "handled"
-            ).inc()
-        metrics.BATCH_RECORDS.labels(self._group_id).observe(len(items))
-        self.processed += len(items)
+        return fresh
 
     async def _retry_later(self, item: _Item, exc: Exception, attempt: int) -> None:
         code = exc.code if isinstance(exc, SagaError) else type(exc).__name__

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 class Dispatcher:
     def __init__(
-        self, database: Database, producer: Producer, *, name: str, delete_interval_s: float = 0.05
+        self, database: Database, producer: Producer, *, name: str, delete_interval_s: float = 0.2
     ) -> None:
         self._database = database
         self._producer = producer

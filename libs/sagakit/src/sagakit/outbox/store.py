@@ -89,6 +89,27 @@ class InboxEntry:
     offset: int
 
 
+INBOX_PRIMARY_KEY = "pk_inbox"
+
+
+def add_inbox_rows(statement: Statement, entries: Sequence[InboxEntry]) -> None:
+    """The entries' insert as a part of ``statement``, with no conflict handling: a message
+    seen before fails the whole statement (``INBOX_PRIMARY_KEY``)."""
+    if not entries:
+        return
+    statement.add(
+        """
+        INSERT INTO inbox (message_id, message_type, topic, partition, "offset")
+        SELECT * FROM unnest({0}::uuid[], {1}::text[], {2}::text[], {3}::int[], {4}::bigint[])
+        """,
+        [e.message_id for e in entries],
+        [e.message_type for e in entries],
+        [e.topic for e in entries],
+        [e.partition for e in entries],
+        [e.offset for e in entries],
+    )
+
+
 _INSERT_INBOX = """
 INSERT INTO inbox (message_id, message_type, topic, partition, "offset")
 SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::bigint[])

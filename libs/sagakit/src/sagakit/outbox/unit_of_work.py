@@ -34,11 +34,22 @@ log = logging.getLogger(__name__)
 
 
 class UnitOfWork:
-    """Async context manager around one pooled connection and one transaction."""
+    """Async context manager around one pooled connection and one transaction.
 
-    def __init__(self, database: Database, dispatcher: Dispatcher | None = None) -> None:
+    ``writes_only=True`` is for work that reads nothing and only queues writes: no BEGIN and
+    no COMMIT, the one statement of the commit is atomic by itself (one round trip in all).
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        dispatcher: Dispatcher | None = None,
+        *,
+        writes_only: bool = False,
+    ) -> None:
         self._database = database
         self._dispatcher = dispatcher
+        self._writes_only = writes_only
         self._outbox: list[OutboxRow] = []
         self._writes = Statement()
         self._after_commit: list[Callable[[], Awaitable[None]]] = []
@@ -62,8 +73,9 @@ class UnitOfWork:
         try:
             conn = await stack.enter_async_context(self._database.connection())
             self._conn = conn
-            self._transaction = conn.transaction()
-            await self._transaction.start()
+            if not self._writes_only:
+                self._transaction = conn.transaction()
+                await self._transaction.start()
         except BaseException as exc:
             await stack.aclose()
             self._conn = None
@@ -121,6 +133,11 @@ class UnitOfWork:
         """Record consumed messages in one statement; returns the ids seen for the first time."""
         return await store.insert_inbox(self.conn, entries)
 
+    def record_inbox_at_commit(self, entries: Sequence[InboxEntry]) -> None:
+        """Record consumed messages with the commit's writes: a message seen before fails the
+        commit with ``asyncpg.UniqueViolationError`` on ``store.INBOX_PRIMARY_KEY``."""
+        store.add_inbox_rows(self._writes, entries)
+
     def after_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Run ``callback`` once this transaction has committed (best effort, never rolled back:
         for notifications such as live status pushes, not for anything that must not be lost)."""
@@ -131,11 +148,12 @@ class UnitOfWork:
         return len(self._outbox)
 
     async def commit(self) -> None:
-        if self._transaction is None:
+        if self._transaction is None and not self._writes_only:
             raise RuntimeError("UnitOfWork.commit() outside 'async with'")
         store.add_outbox_rows(self._writes, self._outbox)
         ids = await self._writes.run(self.conn)
-        await self._transaction.commit()
+        if self._transaction is not None:
+            await self._transaction.commit()
         self._committed = True
         rows, self._outbox = self._outbox, []
         self._writes = Statement()

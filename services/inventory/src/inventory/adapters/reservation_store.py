@@ -60,52 +60,60 @@ async def lock_orders(conn: asyncpg.Connection, order_ids: Iterable[uuid.UUID]) 
     await lock_keys(conn, "inventory-order", (str(o) for o in order_ids))
 
 
-async def reservations(
-    conn: asyncpg.Connection, order_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, ReservationRow]:
-    rows = await conn.fetch(
+async def read_and_lock(
+    conn: asyncpg.Connection, order_ids: Sequence[uuid.UUID], product_ids: Iterable[str]
+) -> tuple[dict[uuid.UUID, ReservationRow], dict[str, StockRow]]:
+    """The orders' reservations, and the products they may touch locked (``product_ids``, and
+    the products their held reservations hold), in one statement. Row locks are taken in product
+    id order (deadlock-free); unknown products are simply absent. Call it after
+    ``lock_orders``: its snapshot then shows what other transactions did to these orders."""
+    row = await conn.fetchrow(
         """
-        SELECT r.order_id, r.saga_id, r.status, r.total, r.currency, r.released_at,
-               coalesce((SELECT jsonb_agg(jsonb_build_array(l.product_id, l.quantity,
-                                                            l.unit_price, l.line_total)
-                                          ORDER BY l.product_id)
-                           FROM reservation_lines l WHERE l.order_id = r.order_id), '[]')
-                   AS lines
-          FROM reservations r WHERE r.order_id = ANY($1::uuid[])
+        WITH held AS (
+            SELECT l.product_id
+              FROM reservation_lines l JOIN reservations r ON r.order_id = l.order_id
+             WHERE r.order_id = ANY($1::uuid[]) AND r.status = 'held'
+        ), locked AS (
+            SELECT product_id, price, currency, available, reserved
+              FROM products
+             WHERE product_id = ANY($2::text[]) OR product_id IN (SELECT product_id FROM held)
+             ORDER BY product_id
+               FOR UPDATE
+        )
+        SELECT
+          (SELECT coalesce(jsonb_agg(jsonb_build_array(
+                      r.order_id, r.saga_id, r.status, r.total, r.currency, r.released_at,
+                      (SELECT coalesce(jsonb_agg(jsonb_build_array(
+                                  l.product_id, l.quantity, l.unit_price, l.line_total)
+                                  ORDER BY l.product_id), '[]')
+                         FROM reservation_lines l WHERE l.order_id = r.order_id))), '[]')
+             FROM reservations r WHERE r.order_id = ANY($1::uuid[])) AS reservations,
+          (SELECT coalesce(jsonb_agg(jsonb_build_array(
+                      product_id, price, currency, available, reserved) ORDER BY product_id),
+                      '[]')
+             FROM locked) AS products
         """,
-        list(order_ids),
+        sorted(set(order_ids)),
+        sorted(set(product_ids)),
     )
-    return {
-        row["order_id"]: ReservationRow(
-            order_id=row["order_id"],
-            saga_id=row["saga_id"],
-            status=ReservationStatus(row["status"]),
-            total=row["total"],
-            currency=row["currency"],
-            released_at=row["released_at"],
+    assert row is not None
+    reservations = {}
+    for order_id, saga_id, status, total, currency, released_at, lines in row["reservations"]:
+        reservation = ReservationRow(
+            order_id=uuid.UUID(order_id),
+            saga_id=uuid.UUID(saga_id) if saga_id else None,
+            status=ReservationStatus(status),
+            total=total,
+            currency=currency,
+            released_at=datetime.fromisoformat(released_at) if released_at else None,
             lines=[
                 PricedLine(product_id=p, quantity=q, unit_price=u, line_total=t)
-                for p, q, u, t in row["lines"]
+                for p, q, u, t in lines
             ],
         )
-        for row in rows
-    }
-
-
-async def lock_products(
-    conn: asyncpg.Connection, product_ids: Iterable[str]
-) -> dict[str, StockRow]:
-    """Lock these products' rows, in product id order (deadlock-free), and return them.
-    Unknown ids are simply absent."""
-    ids = sorted(set(product_ids))
-    if not ids:
-        return {}
-    rows = await conn.fetch(
-        "SELECT product_id, price, currency, available, reserved FROM products"
-        " WHERE product_id = ANY($1::text[]) ORDER BY product_id FOR UPDATE",
-        ids,
-    )
-    return {row["product_id"]: StockRow(*row) for row in rows}
+        reservations[reservation.order_id] = reservation
+    products = {p[0]: StockRow(*p) for p in row["products"]}
+    return reservations, products
 
 
 def write(

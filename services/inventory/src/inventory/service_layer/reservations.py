@@ -56,20 +56,13 @@ class StockLedger:
     ) -> StockLedger:
         order_ids = [command.order_id for command in commands]
         await store.lock_orders(conn, order_ids)
-        reservations = await store.reservations(conn, order_ids)
         wanted = {
             item.product_id
             for command in commands
             if isinstance(command, ReserveInventory)
             for item in command.items
         }
-        wanted |= {
-            line.product_id
-            for reservation in reservations.values()
-            if reservation.status == ReservationStatus.HELD
-            for line in reservation.lines
-        }
-        products = await store.lock_products(conn, wanted)
+        reservations, products = await store.read_and_lock(conn, order_ids, wanted)
         return cls(reservations, products, datetime.now(UTC))
 
     def reserve(

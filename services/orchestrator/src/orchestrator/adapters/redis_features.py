@@ -61,12 +61,13 @@ class RedisFeatures:
         """Fixed one-minute window per customer. Without Redis, every request is allowed."""
         window = int(time.time() // 60)
         key = f"{self._prefix}rate:{customer_id}:{window}"
-        count = await self._call("incr", key)
-        if count is None:
+        pipeline = self._redis.pipeline(transaction=False)
+        pipeline.incr(key)
+        pipeline.expire(key, 120, nx=True)  # one round trip, first order of the window or not
+        replies = await self._call_pipeline(pipeline)
+        if replies is None:
             return True
-        if count == 1:
-            await self._call("expire", key, 120)
-        return int(count) <= self._rate_limit
+        return int(replies[0]) <= self._rate_limit
 
     @staticmethod
     def rate_window_left_s() -> int:
@@ -76,7 +77,16 @@ class RedisFeatures:
     # --- live order status ----------------------------------------------------------------------
 
     async def publish_status(self, order_id: str, body: dict[str, Any]) -> None:
-        await self._call("publish", self._channel(order_id), orjson.dumps(body))
+        await self.publish_statuses({order_id: body})
+
+    async def publish_statuses(self, bodies: dict[str, dict[str, Any]]) -> None:
+        """One message per order on its channel, all in one round trip (a pipeline)."""
+        if not bodies:
+            return
+        pipeline = self._redis.pipeline(transaction=False)
+        for order_id, body in bodies.items():
+            pipeline.publish(self._channel(order_id), orjson.dumps(body))
+        await self._call_pipeline(pipeline)
 
     async def subscribe(self, order_id: str) -> AsyncIterator[dict[str, Any]]:
         """Status updates of one order as they happen (raises RedisError if Redis is down)."""
@@ -92,8 +102,14 @@ class RedisFeatures:
     # --- plumbing -------------------------------------------------------------------------------
 
     async def _call(self, command: str, *args: Any, **kwargs: Any) -> Any:
+        return await self._guarded(getattr(self._redis, command)(*args, **kwargs))
+
+    async def _call_pipeline(self, pipeline: Any) -> Any:
+        return await self._guarded(pipeline.execute())
+
+    async def _guarded(self, call: Any) -> Any:
         try:
-            result = await getattr(self._redis, command)(*args, **kwargs)
+            result = await call
         except (RedisError, OSError) as exc:
             if not self._degraded:
                 self._degraded = True

@@ -324,6 +324,39 @@ async def find_orders(
     return [StoredOrder(*row) for row in rows]
 
 
+def insert_orders_at_commit(uow: UnitOfWork, orders: Sequence[NewOrder]) -> None:
+    """The orders as a queued write, with no conflict handling: an order id or key used
+    before fails the commit (``asyncpg.UniqueViolationError``)."""
+    uow.write(
+        """
+        INSERT INTO orders (order_id, customer_id, email, items, payment_method, currency,
+            status, idempotency_key, request_hash, source)
+        SELECT u.order_id, u.customer_id, u.email, u.items::jsonb, u.payment_method,
+               u.currency, u.status, u.idempotency_key, u.request_hash, u.source
+          FROM unnest({0}::uuid[], {1}::text[], {2}::text[], {3}::text[], {4}::text[],
+                      {5}::text[], {6}::text[], {7}::text[], {8}::text[], {9}::text[])
+            AS u(order_id, customer_id, email, items, payment_method, currency, status,
+                 idempotency_key, request_hash, source)
+        """,
+        *_order_columns(orders),
+    )
+
+
+def _order_columns(orders: Sequence[NewOrder]) -> list[list[Any]]:
+    return [
+        [o.order_id for o in orders],
+        [o.customer_id for o in orders],
+        [o.email for o in orders],
+        [_json(o.items) for o in orders],  # text: a list would read as an array dimension
+        [o.payment_method for o in orders],
+        [o.currency for o in orders],
+        [o.status for o in orders],
+        [o.idempotency_key for o in orders],
+        [o.request_hash for o in orders],
+        [o.source for o in orders],
+    ]
+
+
 async def insert_orders(conn: asyncpg.Connection, orders: Sequence[NewOrder]) -> set[uuid.UUID]:
     """Insert the orders; returns the ids inserted. An order whose id or (customer, key) is
     taken, by now or by a transaction that commits meanwhile, is left out (the caller reads
@@ -343,16 +376,7 @@ async def insert_orders(conn: asyncpg.Connection, orders: Sequence[NewOrder]) ->
         ON CONFLICT DO NOTHING
         RETURNING order_id
         """,
-        [o.order_id for o in orders],
-        [o.customer_id for o in orders],
-        [o.email for o in orders],
-        [_json(o.items) for o in orders],  # text: a list would read as an array dimension
-        [o.payment_method for o in orders],
-        [o.currency for o in orders],
-        [o.status for o in orders],
-        [o.idempotency_key for o in orders],
-        [o.request_hash for o in orders],
-        [o.source for o in orders],
+        *_order_columns(orders),
     )
     return {row[0] for row in rows}
 

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import asyncpg
 import orjson
 
 from orchestrator.adapters import saga_store
@@ -95,6 +96,43 @@ class OrderIntake:
             raise outcome
         return outcome
 
+    async def place_new(
+        self, uow: UnitOfWork, requests: Sequence[Placement]
+    ) -> list[Placed] | None:
+        """The common case, as writes only (one statement, no transaction around it): every
+        order is new. Queues the orders and their sagas; if one was not new after all (a
+        replay, a conflict, a race), the commit raises ``asyncpg.UniqueViolationError`` and
+        nothing is stored: then ``place_many`` sorts them out. None (nothing queued) when the
+        batch itself repeats an order id or key."""
+        taken: set[object] = set()
+        orders = []
+        for request in requests:
+            marks = {request.order.order_id, _key(request)} - {None}
+            if marks & taken:
+                return None
+            taken |= marks
+            orders.append(_new_order(request, request_hash(request.order)))
+        saga_store.insert_orders_at_commit(uow, orders)
+        starts = [
+            self._start(request, order) for request, order in zip(requests, orders, strict=True)
+        ]
+        await self.sagas.start(uow, starts)
+        return [
+            Placed(PlacedOrder(o.order_id, o.status, o.request_hash), PlacedSaga(s.saga_id), True)
+            for o, s in zip(orders, starts, strict=True)
+        ]
+
+    def _start(self, request: Placement, order: NewOrder) -> NewSaga:
+        saga_id = uuid.uuid4()
+        return NewSaga(
+            saga_id=saga_id,
+            order_id=order.order_id,
+            definition=self.workflow,
+            context=order_context(request.order, saga_id),
+            traceparent=request.traceparent,
+            cause=f"order {order.order_id}",
+        )
+
     async def place_many(self, uow: UnitOfWork, requests: Sequence[Placement]) -> list[Outcome]:
         """Store the orders and start their sagas in the caller's transaction (the caller
         commits). One outcome per request, in order."""
@@ -118,19 +156,12 @@ class OrderIntake:
         for i, new in fresh.items():
             if new.order_id not in inserted:
                 continue
-            saga_id = uuid.uuid4()
-            starts.append(
-                NewSaga(
-                    saga_id=saga_id,
-                    order_id=new.order_id,
-                    definition=self.workflow,
-                    context=order_context(requests[i].order, saga_id),
-                    traceparent=requests[i].traceparent,
-                    cause=f"order {new.order_id}",
-                )
-            )
+            start = self._start(requests[i], new)
+            starts.append(start)
             outcomes[i] = Placed(
-                PlacedOrder(new.order_id, new.status, new.request_hash), PlacedSaga(saga_id), True
+                PlacedOrder(new.order_id, new.status, new.request_hash),
+                PlacedSaga(start.saga_id),
+                True,
             )
         await self.sagas.start(uow, starts)
 
@@ -201,10 +232,16 @@ def _replay(order: StoredOrder, fingerprint: str, key: str | None) -> Outcome:
 
 class IntakeQueue:
     """``POST /orders`` through group commit: a burst of requests is placed by a few
-    transactions (``GroupCommit``), each request answered once its order is stored."""
+    transactions (``GroupCommit``), each request answered once its order is stored. A batch of
+    new orders is one statement (``OrderIntake.place_new``); a batch with a replay or a
+    conflict in it is placed again, carefully, in a transaction (``place_many``)."""
 
     def __init__(
-        self, intake: OrderIntake, uow_factory: Callable[[], UnitOfWork], *, max_batch: int = 200
+        self,
+        intake: OrderIntake,
+        uow_factory: Callable[..., UnitOfWork],
+        *,
+        max_batch: int = 200,
     ) -> None:
         self._intake = intake
         self._uow_factory = uow_factory
@@ -217,7 +254,15 @@ class IntakeQueue:
             raise outcome
         return outcome
 
-    async def _write(self, requests: Sequence[Placement]) -> list[Outcome]:
+    async def _write(self, requests: Sequence[Placement]) -> Sequence[Outcome]:
+        try:
+            async with self._uow_factory(writes_only=True) as uow:
+                placed = await self._intake.place_new(uow, requests)
+                if placed is not None:
+                    await uow.commit()
+                    return placed
+        except asyncpg.UniqueViolationError:
+            pass  # not all new: nothing was stored
         async with self._uow_factory() as uow:
             outcomes = await self._intake.place_many(uow, requests)
             await uow.commit()

@@ -139,7 +139,7 @@ class LocalGateway:
         async with self._database.connection() as conn:
             # Each statement commits by itself. A concurrent call with the same key waits on
             # the primary key, then conflicts.
-            await conn.execute(
+            made = await conn.fetch(
                 """
                 INSERT INTO gateway_charges (idempotency_key, payment_id, amount, currency,
                     payment_method, status, decline_code, message, metadata)
@@ -148,6 +148,8 @@ class LocalGateway:
                               $6::text[], $7::text[], $8::text[], $9::text[])
                     AS u(k, p, a, c, m, s, d, msg, meta)
                 ON CONFLICT (idempotency_key) DO NOTHING
+                RETURNING idempotency_key, payment_id, amount, currency, payment_method, status,
+                    decline_code, message
                 """,
                 [r.key for r in requests],
                 [f"pi_local_{uuid.uuid4().hex[:24]}" for _ in requests],
@@ -159,13 +161,17 @@ class LocalGateway:
                 [d.message if d else None for d in declines],
                 [orjson.dumps(r.metadata).decode() for r in requests],
             )
-            # A new statement: it sees rows a concurrent call committed while this one waited.
-            rows = await conn.fetch(
-                "SELECT idempotency_key, payment_id, amount, currency, payment_method, status,"
-                " decline_code, message FROM gateway_charges"
-                " WHERE idempotency_key = ANY($1::text[])",
-                [r.key for r in requests],
-            )
+            rows = list(made)
+            earlier = {r.key for r in requests} - {row["idempotency_key"] for row in made}
+            if earlier:
+                # Keys used before (a retried call): a new statement reads them, and sees the
+                # rows a concurrent call committed while the insert waited.
+                rows += await conn.fetch(
+                    "SELECT idempotency_key, payment_id, amount, currency, payment_method,"
+                    " status, decline_code, message FROM gateway_charges"
+                    " WHERE idempotency_key = ANY($1::text[])",
+                    list(earlier),
+                )
         by_key = {
             row["idempotency_key"]: _Charge(
                 payment_id=row["payment_id"],
