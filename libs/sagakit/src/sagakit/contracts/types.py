@@ -50,7 +50,8 @@ Cents = Annotated[int, Field(ge=0, strict=True)]
 
 
 class _Value(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Tolerant like ``Message``: these travel inside messages, and evolve the same way.
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
 
 class OrderItem(_Value):
