@@ -3,8 +3,10 @@ ignored, a field the writer does not know takes its default, and what was requir
 
 import uuid
 
+import orjson
 import pytest
 
+from sagakit.contracts import REGISTRY
 from sagakit.errors import InvalidMessage
 from sagakit.messaging.envelope import Envelope
 from sagakit.messaging.registry import Message, MessageRegistry
@@ -54,3 +56,13 @@ def test_a_missing_required_field_is_still_poison() -> None:
     sent = Envelope(payload=ShipOrderV1(order_id=uuid.uuid4()))
     with pytest.raises(InvalidMessage, match="carrier"):
         Envelope.from_record(sent.headers(), sent.value(), registry_of(ShipOrderV2Breaking))
+
+
+@pytest.mark.parametrize("model", list(REGISTRY), ids=lambda m: m.message_type)
+def test_every_contract_reads_its_example_with_a_field_from_the_future(
+    model: type[Message],
+) -> None:
+    assert model.example is not None, f"{model.__name__} has no example"
+    value = orjson.dumps({**model.example, "added_in_a_later_revision": {"any": "shape"}})
+    decoded = REGISTRY.decode(model.message_type, value)
+    assert decoded == model.model_validate(model.example)
