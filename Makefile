@@ -128,13 +128,24 @@ contracts: install $(ASYNCAPI) ## Generate docs/asyncapi.yaml and docs/schemas/ 
 	@$(UV) run --frozen saga-contracts write $(if $(ACCEPT_BREAKING),--accept-breaking)
 	@$(ASYNCAPI_RUN) validate --fail-severity warn docs/asyncapi.yaml
 
+.PHONY: diagrams
+diagrams: install ## Draw every workflow definition as Mermaid in docs/workflows/ and the README
+	@$(UV) run --frozen python -m orchestrator.entrypoints.diagrams
+
+.PHONY: docs-check
+docs-check: install $(ASYNCAPI) ## Contracts and diagrams current and compatible; AsyncAPI document valid
+	@$(UV) run --frozen saga-contracts check
+	@$(UV) run --frozen python -m orchestrator.entrypoints.diagrams --check
+	@$(ASYNCAPI_RUN) validate --fail-severity warn docs/asyncapi.yaml
+
 # --- quality -------------------------------------------------------------------------------------
 
 .PHONY: lint
-lint: install ## ruff (lint + format check) and mypy --strict
+lint: install ## ruff (lint + format check), mypy --strict, and docs-check
 	@$(UV) run --frozen ruff check .
 	@$(UV) run --frozen ruff format --check .
 	@$(UV) run --frozen mypy
+	@$(MAKE) --no-print-directory docs-check
 
 .PHONY: format
 format: install ## Format and auto-fix with ruff
