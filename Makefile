@@ -117,13 +117,44 @@ CHAOS_SEED ?= 1
 chaos: infra-up ## Faults for CHAOS_DURATION s (kills, broker/db restarts, Redis outage, poison), then the audit
 	@$(UV) run --frozen saga-chaos --duration $(CHAOS_DURATION) --rate $(CHAOS_RATE) --seed $(CHAOS_SEED)
 
+# --- published contracts and diagrams ------------------------------------------------------------
+
+# The AsyncAPI CLI, pinned by tools/asyncapi/package-lock.json and installed there by npm (once).
+ASYNCAPI_DIR := tools/asyncapi
+ASYNCAPI := $(ASYNCAPI_DIR)/node_modules/.bin/asyncapi
+# Its anonymous usage metrics stay off: a committed config file that says so.
+ASYNCAPI_RUN := ASYNCAPI_METRICS_CONFIG_PATH=$(CURDIR)/$(ASYNCAPI_DIR)/analytics.json $(ASYNCAPI)
+ACCEPT_BREAKING ?=
+
+$(ASYNCAPI): $(ASYNCAPI_DIR)/package-lock.json
+	@command -v npm >/dev/null || { echo "the AsyncAPI CLI needs Node.js 20+ and npm"; exit 1; }
+	@echo "installing the AsyncAPI CLI into $(ASYNCAPI_DIR) (once, a few minutes)"
+	@npm ci --prefix $(ASYNCAPI_DIR) --no-audit --no-fund --loglevel=error
+	@touch $@
+
+.PHONY: contracts
+contracts: install $(ASYNCAPI) ## Generate docs/asyncapi.yaml and docs/schemas/ from the contracts, validate with the AsyncAPI CLI
+	@$(UV) run --frozen saga-contracts write $(if $(ACCEPT_BREAKING),--accept-breaking)
+	@$(ASYNCAPI_RUN) validate --fail-severity warn docs/asyncapi.yaml
+
+.PHONY: diagrams
+diagrams: install ## Draw every workflow definition as Mermaid in docs/workflows/ and the README
+	@$(UV) run --frozen python -m orchestrator.entrypoints.diagrams
+
+.PHONY: docs-check
+docs-check: install $(ASYNCAPI) ## Contracts and diagrams current and compatible; AsyncAPI document valid
+	@$(UV) run --frozen saga-contracts check
+	@$(UV) run --frozen python -m orchestrator.entrypoints.diagrams --check
+	@$(ASYNCAPI_RUN) validate --fail-severity warn docs/asyncapi.yaml
+
 # --- quality -------------------------------------------------------------------------------------
 
 .PHONY: lint
-lint: install ## ruff (lint + format check) and mypy --strict
+lint: install ## ruff (lint + format check), mypy --strict, and docs-check
 	@$(UV) run --frozen ruff check .
 	@$(UV) run --frozen ruff format --check .
 	@$(UV) run --frozen mypy
+	@$(MAKE) --no-print-directory docs-check
 
 .PHONY: format
 format: install ## Format and auto-fix with ruff

@@ -16,6 +16,7 @@ from orchestrator.service_layer.intake import IntakeQueue, OrderIntake
 from orchestrator.service_layer.sagas import SagaService, StatusChange
 from orchestrator.service_layer.scheduler import Scheduler
 from orchestrator.settings import Settings
+from orchestrator.workflow_plugins import plugin_workflows
 from sagakit.contracts import REGISTRY
 from sagakit.messaging.registry import MessageRegistry
 from sagakit.runtime import Service, build_service
@@ -24,6 +25,8 @@ from sagakit.runtime import Service, build_service
 def default_workflows(settings: Settings) -> WorkflowRegistry:
     workflows = WorkflowRegistry()
     workflows.register(order_workflow(step_timeout_s=settings.step_timeout_s))
+    for definition in plugin_workflows(settings):  # SAGA_WORKFLOWS and entry points
+        workflows.register(definition)
     return workflows
 
 

@@ -18,6 +18,8 @@ class Settings(ServiceSettings):
     http_port: int = Field(default=8000, validation_alias="ORCHESTRATOR_HTTP_PORT")
 
     step_timeout_s: float = Field(default=30.0, validation_alias="SAGA_STEP_TIMEOUT_S")
+    # Workflow factories a deployment adds, "module:function" comma separated (workflow_plugins).
+    workflows: str = Field(default="", validation_alias="SAGA_WORKFLOWS")
     compensation_retry_base_s: float = Field(
         default=1.0, validation_alias="COMPENSATION_RETRY_BASE_S"
     )
@@ -39,3 +41,7 @@ class Settings(ServiceSettings):
     order_max_body_bytes: int = Field(default=65_536, validation_alias="ORDER_MAX_BODY_BYTES")
     rate_limit_per_minute: int = Field(default=600, validation_alias="RATE_LIMIT_PER_MINUTE")
     idempotency_ttl_s: int = Field(default=86_400, validation_alias="IDEMPOTENCY_TTL_S")
+
+    @property
+    def workflow_factories(self) -> list[str]:
+        return [spec.strip() for spec in self.workflows.split(",") if spec.strip()]

@@ -22,6 +22,8 @@ class DLQ:
     ORIGINAL_OFFSET = "dlq-original-offset"
     CONSUMER_GROUP = "dlq-consumer-group"
     FAILED_AT = "dlq-failed-at"
+    # Only on the orchestrator's alert for a compensation out of attempts (not a consumer's).
+    SAGA_STATUS = "dlq-saga-status"
 
 
 def dlq_topic(topic: str) -> str:

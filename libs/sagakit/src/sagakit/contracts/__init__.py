@@ -1,7 +1,9 @@
-"""The typed message contracts of the order saga, and the registry that knows them all.
+"""The typed message contracts of the order saga, the registry that knows them all, and the
+routes they travel (``ROUTES``: which topic carries each one, which replies answer a command).
 
 Commands are imperative (``ReserveInventory``); replies and events are past tense
 (``InventoryReserved``). Money is always integer minor units with an ISO 4217 currency code.
+How they may change without breaking a reader: docs/contracts.md.
 """
 
 from sagakit.contracts.base import REGISTRY, FailureReply, Reply, StepWasDone, SuccessReply
@@ -35,10 +37,13 @@ from sagakit.contracts.payment import (
     ProcessPayment,
     RefundPayment,
 )
+from sagakit.contracts.routes import ROUTES, CommandRoute, Routes
 from sagakit.contracts.types import Currency, OrderItem, PricedLine
 
 __all__ = [
     "REGISTRY",
+    "ROUTES",
+    "CommandRoute",
     "Currency",
     "FailureReply",
     "InventoryReleased",
@@ -64,6 +69,7 @@ __all__ = [
     "Reply",
     "RequestedItem",
     "ReserveInventory",
+    "Routes",
     "SendOrderConfirmation",
     "StepWasDone",
     "SuccessReply",

@@ -6,7 +6,8 @@ import uuid
 from typing import Literal
 
 from sagakit.contracts.base import REGISTRY, FailureReply, SuccessReply
-from sagakit.contracts.types import Cents, PricedLine, ProductId
+from sagakit.contracts.routes import ROUTES
+from sagakit.contracts.types import EXAMPLE_LINE, EXAMPLE_ORDER_ID, Cents, PricedLine, ProductId
 from sagakit.messaging.registry import Message
 
 
@@ -23,6 +24,11 @@ class ReserveInventory(Message):
     """Reserve every line of the order, or none of them."""
 
     message_type = "ReserveInventory"
+    example = {
+        "order_id": EXAMPLE_ORDER_ID,
+        "items": [{"product_id": "widget", "quantity": 2}],
+        "currency": "USD",
+    }
     order_id: uuid.UUID
     items: list[RequestedItem]
     currency: str
@@ -33,12 +39,19 @@ class ReleaseInventory(Message):
     """Give back what the order reserved. Idempotent: nothing reserved is a success."""
 
     message_type = "ReleaseInventory"
+    example = {"order_id": EXAMPLE_ORDER_ID}
     order_id: uuid.UUID
 
 
 @REGISTRY.register
 class InventoryReserved(SuccessReply):
     message_type = "InventoryReserved"
+    example = {
+        "order_id": EXAMPLE_ORDER_ID,
+        "lines": [EXAMPLE_LINE],
+        "total": 3998,
+        "currency": "USD",
+    }
     lines: list[PricedLine]
     total: Cents
     currency: str
@@ -57,10 +70,25 @@ ReservationFailure = Literal[
 @REGISTRY.register
 class InventoryReservationFailed(FailureReply):
     message_type = "InventoryReservationFailed"
+    example = {
+        "order_id": EXAMPLE_ORDER_ID,
+        "reason": "INSUFFICIENT_STOCK",
+        "detail": "widget: 2 wanted, 1 available",
+    }
     reason: ReservationFailure
 
 
 @REGISTRY.register
 class InventoryReleased(SuccessReply):
     message_type = "InventoryReleased"
+    example = {"order_id": EXAMPLE_ORDER_ID, "released_lines": 1}
     released_lines: int  # 0 when nothing was held (already released, or never reserved)
+
+
+ROUTES.command(
+    ReserveInventory,
+    participant="inventory",
+    replies=(InventoryReserved, InventoryReservationFailed),
+)
+# Release never fails: nothing reserved (or released already) is a success.
+ROUTES.command(ReleaseInventory, participant="inventory", replies=(InventoryReleased,))

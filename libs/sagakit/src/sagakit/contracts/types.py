@@ -37,6 +37,11 @@ CURRENCIES = frozenset(
 MAX_QUANTITY = 1_000
 MAX_ITEMS = 100
 
+# The one order every published example describes (``Message.example``).
+EXAMPLE_ORDER_ID = "3f2b8c1e-5a7d-4e9f-8b6a-1c2d3e4f5a6b"
+EXAMPLE_SAGA_ID = "9d8c7b6a-5e4f-4a3b-9c2d-1e0f9a8b7c6d"
+EXAMPLE_LINE = {"product_id": "widget", "quantity": 2, "unit_price": 1999, "line_total": 3998}
+
 
 def _known_currency(code: str) -> str:
     if code not in CURRENCIES:
@@ -50,7 +55,8 @@ Cents = Annotated[int, Field(ge=0, strict=True)]
 
 
 class _Value(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Tolerant like ``Message``: these travel inside messages, and evolve the same way.
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
 
 class OrderItem(_Value):

@@ -1,6 +1,11 @@
 """Typed message contracts and the registry that maps a type name to its pydantic model.
 
 An unknown type name is poison: ``MessageRegistry.model_for`` raises ``UnknownMessageType``.
+
+Readers are tolerant: a field the reader's model does not know is ignored, not poison. That is
+what lets a writer add an optional field and deploy before its readers (docs/contracts.md has the
+rule). Writers stay strict where it costs nothing: mypy rejects an unknown keyword argument to a
+message's constructor (``init_forbid_extra`` in the pydantic mypy plugin's settings).
 """
 
 from __future__ import annotations
@@ -9,17 +14,28 @@ from typing import Any, ClassVar, TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.config import JsonDict
 
 from sagakit.errors import InvalidMessage, UndecodableMessage, UnknownMessageType
 
 
-class Message(BaseModel):
-    """Base of every message payload. Subclasses set ``message_type`` (and bump the version)."""
+def _add_example(schema: JsonDict, model: type[BaseModel]) -> None:
+    example = getattr(model, "example", None)
+    if example is not None:
+        schema["examples"] = [example]
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+
+class Message(BaseModel):
+    """Base of every message payload. Subclasses set ``message_type``, an ``example`` payload
+    (published with the JSON Schema and the AsyncAPI document) and, for a compatible change,
+    bump ``schema_version``."""
+
+    # extra="ignore", not "forbid": an old reader must accept a newer writer's optional field.
+    model_config = ConfigDict(frozen=True, extra="ignore", json_schema_extra=_add_example)
 
     message_type: ClassVar[str] = ""
     schema_version: ClassVar[int] = 1
+    example: ClassVar[dict[str, Any] | None] = None
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))

@@ -30,6 +30,7 @@ from orchestrator.domain.saga import SagaState, StepState
 from orchestrator.domain.status import SagaStatus, StepStatus
 from orchestrator.domain.workflow import Context, Step, WorkflowDefinition, WorkflowRegistry
 from sagakit.backoff import backoff_delay
+from sagakit.consumer.dead_letter import DLQ
 from sagakit.contracts import FailureReply, Reply, StepWasDone
 from sagakit.messaging.envelope import Envelope
 from sagakit.messaging.registry import Message
@@ -490,10 +491,10 @@ class _Run:
                 Topics.dlq(topic),
                 envelope,
                 (
-                    ("dlq-error-code", "compensation_exhausted"),
-                    ("dlq-reason", detail),
-                    ("dlq-original-topic", topic),
-                    ("dlq-saga-status", SagaStatus.COMPENSATION_FAILED),
+                    (DLQ.ERROR_CODE, "compensation_exhausted"),
+                    (DLQ.REASON, detail),
+                    (DLQ.ORIGINAL_TOPIC, topic),
+                    (DLQ.SAGA_STATUS, SagaStatus.COMPENSATION_FAILED),
                 ),
             )
         )
