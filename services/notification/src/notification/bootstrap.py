@@ -20,6 +20,8 @@ def bootstrap(settings: Settings | None = None) -> Service:
         port=settings.smtp_port,
         timeout_s=settings.smtp_timeout_s,
         max_attempts=settings.smtp_max_attempts,
+        username=settings.smtp_username,
+        password=settings.smtp_password.get_secret_value(),
     )
     service.consumer.handle(
         make_handlers(

@@ -169,3 +169,21 @@ async def test_before_not_after_it_sends_as_usual() -> None:
     transport = FakeTransport()
     await mailer(transport).send(EmailMessage(), not_after=NOW + timedelta(microseconds=1))
     assert len(transport.calls) == 1
+
+
+async def test_smtp_auth_is_used_only_when_a_username_is_set() -> None:
+    anonymous, authenticated = FakeTransport(), FakeTransport()
+    await mailer(anonymous).send(EmailMessage())
+    await SmtpMailer(
+        host="smtp.test",
+        port=587,
+        timeout_s=7,
+        max_attempts=1,
+        username="relay-user",
+        password="relay-secret",
+        send=authenticated,
+    ).send(EmailMessage())
+    assert "username" not in anonymous.calls[0]
+    assert "password" not in anonymous.calls[0]
+    assert authenticated.calls[0]["username"] == "relay-user"
+    assert authenticated.calls[0]["password"] == "relay-secret"

@@ -45,6 +45,8 @@ class SmtpMailer:
         backoff_base_s: float = 0.2,
         backoff_cap_s: float = 2.0,
         local_hostname: str = "saga-shop.local",
+        username: str = "",
+        password: str = "",
         send: SendFunction = aiosmtplib.send,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
@@ -56,6 +58,8 @@ class SmtpMailer:
         self._backoff_cap_s = backoff_cap_s
         # Given, so EHLO does not wait on a reverse DNS look-up of this host (socket.getfqdn).
         self._local_hostname = local_hostname
+        # SMTP AUTH only when a username is set (aiosmtplib logs in after STARTTLS if offered).
+        self._credentials = {"username": username, "password": password} if username else {}
         self._send = send
         self._clock = clock
 
@@ -79,6 +83,7 @@ class SmtpMailer:
                     port=self._port,
                     timeout=self._timeout_s,
                     local_hostname=self._local_hostname,
+                    **self._credentials,
                 )
                 return
             except Exception as exc:
