@@ -44,10 +44,7 @@ infra-status: ## Show which infrastructure components are up
 
 .PHONY: migrate
 migrate: install ## Apply every service's database migrations (alembic upgrade head)
-	@for s in $(SERVICES); do \
-	  echo "migrating $$s"; \
-	  $(UV) run --frozen alembic -c services/$$s/alembic.ini upgrade head || exit 1; \
-	done
+	@$(UV) run --frozen scripts/migrate.sh
 
 # --- running -------------------------------------------------------------------------------------
 
@@ -150,10 +147,11 @@ docs-check: install $(ASYNCAPI) ## Contracts and diagrams current and compatible
 # --- quality -------------------------------------------------------------------------------------
 
 .PHONY: lint
-lint: install ## ruff (lint + format check), mypy --strict, and docs-check
+lint: install ## ruff (lint + format check), mypy --strict, hadolint (Dockerfile) and docs-check
 	@$(UV) run --frozen ruff check .
 	@$(UV) run --frozen ruff format --check .
 	@$(UV) run --frozen mypy
+	@$(UV) run --frozen hadolint Dockerfile
 	@$(MAKE) --no-print-directory docs-check
 
 .PHONY: format
@@ -169,10 +167,28 @@ test: infra-up ## Every test (unit, integration, e2e), starting the infrastructu
 test-unit: install ## Unit tests only (no I/O, no infrastructure)
 	@$(UV) run --frozen pytest -m unit $(PYTEST_ARGS)
 
+# With SAGA_TEST_INFRA=testcontainers the tests start their own containers: no native infra-up.
 .PHONY: test-integration
-test-integration: infra-up ## Integration tests on real Kafka, PostgreSQL and Redis
+test-integration: $(if $(filter testcontainers,$(SAGA_TEST_INFRA)),install,infra-up) ## Integration tests on real Kafka, PostgreSQL, Redis, stripe-mock, SMTP (SAGA_TEST_INFRA=testcontainers: in containers)
 	@$(UV) run --frozen pytest -m integration $(PYTEST_ARGS)
 
 .PHONY: test-e2e
 test-e2e: infra-up ## End-to-end tests: the services as real processes
 	@$(UV) run --frozen pytest -m e2e $(PYTEST_ARGS)
+
+# --- deployment (see README, "Deploying") -------------------------------------------------------
+
+.PHONY: image
+image: ## Build the services' image saga-shop:local (docker, or buildah without a Docker engine)
+	@scripts/deploy/build-image.sh saga-shop:local
+
+.PHONY: helm
+helm: ## Build the pinned helm into .infra/bin with go install (once; then instant)
+	@scripts/deploy/install-helm.sh
+
+.PHONY: chart-check
+chart-check: install ## helm lint and helm template of deploy/helm/saga-shop, and the chart's tests
+	@helm="$$(scripts/deploy/install-helm.sh)" && \
+	  "$$helm" lint --strict deploy/helm/saga-shop -f deploy/helm/saga-shop/ci/test-values.yaml && \
+	  "$$helm" template shop deploy/helm/saga-shop -f deploy/helm/saga-shop/ci/test-values.yaml >/dev/null
+	@$(UV) run --frozen pytest tests/deploy $(PYTEST_ARGS)

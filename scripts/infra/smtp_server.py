@@ -64,7 +64,8 @@ class Mailbox:
     def store(self, recipients: list[str], content: bytes) -> Path:
         eol = b"\r\n" if b"\r\n" in content else b"\n"
         header = b"X-Envelope-To: " + ", ".join(recipients).encode() + eol
-        name = f"{time.time_ns()}-{uuid.uuid4().hex[:8]}.eml"
+        # The Message-ID in the name lets a reader find a message without opening them all.
+        name = f"{time.time_ns()}-{_message_id_tag(content)}{uuid.uuid4().hex[:8]}.eml"
         final = self.mail_dir / name
         tmp = self.mail_dir / f".{name}.tmp"
         with open(tmp, "wb") as f:
@@ -189,6 +190,19 @@ class SmtpSession(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+
+
+def message_id_tag(message_id: str) -> str:
+    """The part of a file name that stands for a Message-ID (letters, digits, - and _ only)."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in message_id.strip("<>"))[:120]
+
+
+def _message_id_tag(content: bytes) -> str:
+    head = content.split(b"\r\n\r\n", 1)[0]
+    for line in head.split(b"\r\n"):
+        if line[:11].lower() == b"message-id:":
+            return message_id_tag(line[11:].decode("utf-8", errors="replace").strip()) + "-"
+    return ""
 
 
 def _address(arg: str, prefix: str) -> str | None:

@@ -95,6 +95,8 @@ async def running_system(infra: Infra, logs: Path, **env_overrides: str) -> Asyn
             "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap_servers,
             "REDIS_URL": infra.redis_url,
             "KAFKA_TOPIC_PREFIX": prefix,
+            "SMTP_HOST": infra.smtp.host,
+            "SMTP_PORT": str(infra.smtp.port),
         }
         processes[service] = ServiceProcess(service, env, logs / f"{service}.log")
     await asyncio.gather(*(p.start() for p in processes.values()))

@@ -1,13 +1,14 @@
 """Fixtures of the notification service's tests: its migrated database, helpers to deliver
-commands the way the consumer does, the mail folder of the local SMTP server, and an in-process
-SMTP server for fault injection. (Tests cannot import from a conftest: helpers are fixtures.)"""
+commands the way the consumer does, the project's SMTP server and its mail folder (the
+``smtp_server`` fixture: native, or started by the test run with Testcontainers), and an
+in-process SMTP server for fault injection. (Tests cannot import from a conftest: helpers are
+fixtures.)"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import dataclasses
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -41,12 +42,9 @@ from sagakit.testing.databases import migrated_engine, pool_of, truncate_all
 from sagakit.testing.infra import Infra
 from sagakit.testing.kafka import unique_name
 from sagakit.testing.processes import free_port
+from sagakit.testing.smtp import SmtpServer
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
-ROOT = SERVICE_DIR.parents[1]
-# Where scripts/infra/smtp_server.py stores what the local SMTP server accepts.
-MAIL_DIR = Path(os.environ.get("SMTP_MAIL_DIR", ROOT / ".infra" / "data" / "mail"))
-LOCAL_SMTP = ("127.0.0.1", 1025)
 SENDER = "orders@saga-shop.local"
 # The mailer's SMTP timeout in these tests, and so the handlers' send margin before a deadline.
 SMTP_TIMEOUT_S = 5.0
@@ -80,11 +78,13 @@ async def notification_database(notification_engine: AsyncEngine) -> AsyncIterat
 # --- the local SMTP server's mail folder ---------------------------------------------------------
 
 
-def delivered(message_id: str) -> list[EmailMessage]:
-    """Every message the local SMTP server stored with this Message-ID (other tests share the
-    folder, so always filter by a Message-ID unique to the test)."""
+def delivered(mail_dir: Path, message_id: str) -> list[EmailMessage]:
+    """Every message the SMTP server stored in ``mail_dir`` with this Message-ID (other tests
+    share the folder, so always filter by a Message-ID unique to the test)."""
+    # The server puts the Message-ID in the file name (scripts/infra/smtp_server.py).
+    tag = "".join(c if c.isalnum() or c in "-_" else "_" for c in message_id.strip("<>"))[:120]
     found = []
-    for path in MAIL_DIR.glob("*.eml"):  # ".name.tmp" files are still being written
+    for path in mail_dir.glob(f"*-{tag}-*.eml"):  # ".name.tmp" files are still being written
         with contextlib.suppress(FileNotFoundError):
             raw = path.read_bytes()
             if message_id.encode() not in raw:
@@ -123,6 +123,7 @@ class Kit:
 
     sessions: async_sessionmaker[AsyncSession]
     database: Database
+    smtp: SmtpServer
     mailers: list[SmtpMailer] = field(default_factory=list)
     topics: Topics = field(default_factory=lambda: Topics(unique_name("notif") + "."))
     sender: str = SENDER
@@ -152,16 +153,16 @@ class Kit:
     def mailer(
         self,
         *,
-        host: str = LOCAL_SMTP[0],
-        port: int = LOCAL_SMTP[1],
+        host: str | None = None,
+        port: int | None = None,
         max_attempts: int = 3,
         timeout_s: float = SMTP_TIMEOUT_S,
         clock: Callable[[], datetime] = utcnow,
     ) -> SmtpMailer:
-        """The real mailer with short backoffs; the local SMTP server unless told otherwise."""
+        """The real mailer with short backoffs; the project's SMTP server unless told otherwise."""
         mailer = SmtpMailer(
-            host=host,
-            port=port,
+            host=self.smtp.host if host is None else host,
+            port=self.smtp.port if port is None else port,
             timeout_s=timeout_s,
             max_attempts=max_attempts,
             backoff_base_s=0.01,
@@ -265,16 +266,17 @@ class Kit:
             ).all()
         return [(REGISTRY.decode(r.message_type, r.value), dict(r.headers)) for r in rows]
 
-    @staticmethod
-    def delivered(message_id: str) -> list[EmailMessage]:
-        return delivered(message_id)
+    def delivered(self, message_id: str) -> list[EmailMessage]:
+        return delivered(self.smtp.mail_dir, message_id)
 
 
 @pytest_asyncio.fixture
 async def kit(
-    notification_sessions: async_sessionmaker[AsyncSession], notification_database: Database
+    notification_sessions: async_sessionmaker[AsyncSession],
+    notification_database: Database,
+    smtp_server: SmtpServer,
 ) -> AsyncIterator[Kit]:
-    kit = Kit(notification_sessions, notification_database)
+    kit = Kit(notification_sessions, notification_database, smtp_server)
     yield kit
     for mailer in kit.mailers:
         await mailer.close()

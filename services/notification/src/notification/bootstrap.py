@@ -21,6 +21,8 @@ def bootstrap(settings: Settings | None = None) -> Service:
         port=settings.smtp_port,
         timeout_s=settings.smtp_timeout_s,
         max_attempts=settings.smtp_max_attempts,
+        username=settings.smtp_username,
+        password=settings.smtp_password.get_secret_value(),
     )
     service.closers.append(mailer.close)
     confirmations = Confirmations(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from sagakit.settings import ServiceSettings
 
@@ -21,6 +21,10 @@ class Settings(ServiceSettings):
     smtp_host: str = Field(default="127.0.0.1", validation_alias="SMTP_HOST")
     smtp_port: int = Field(default=1025, validation_alias="SMTP_PORT")
     smtp_from: str = Field(default="orders@saga-shop.local", validation_alias="SMTP_FROM")
+    # SMTP AUTH for a real relay (none locally): no login while the username is empty. The
+    # password is a SecretStr so it never shows in a repr or a log line.
+    smtp_username: str = Field(default="", validation_alias="SMTP_USERNAME")
+    smtp_password: SecretStr = Field(default=SecretStr(""), validation_alias="SMTP_PASSWORD")
     # Per SMTP operation (connect, each command, the message data), in seconds. Also the margin
     # before a command's deadline after which no send starts (domain/deadline.py): keep it well
     # below the orchestrator's notification step timeout.

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from notification.adapters.mailer import SmtpMailer
 from notification.domain.confirmation import OutgoingEmail, build_confirmation, message_id_for
 from notification.domain.errors import SmtpRejected
 from sagakit.contracts import PricedLine
@@ -94,3 +95,53 @@ async def test_messages_share_a_kept_open_connection_and_a_failed_one_is_not_reu
     faulty_smtp.failures = 1  # the next RCPT is refused with a 451: that connection is dropped
     await mailer.send(confirmation(f"ada-{uuid.uuid4().hex[:8]}@example.com")[1])
     assert (faulty_smtp.connections, len(faulty_smtp.accepted)) == (2, 4)
+
+
+class _Logins:
+    """An aiosmtpd authenticator that records who logged in."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    def __call__(self, server, session, envelope, mechanism, auth_data):  # type: ignore[no-untyped-def]
+        from aiosmtpd.smtp import AuthResult
+
+        self.seen.append((auth_data.login.decode(), auth_data.password.decode()))
+        return AuthResult(success=True)
+
+
+async def test_smtp_auth_is_used_only_when_a_username_is_set(kit) -> None:
+    import asyncio
+
+    from aiosmtpd.smtp import SMTP
+
+    from sagakit.testing.processes import free_port
+
+    class Accept:
+        async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+            return "250 OK"
+
+    logins = _Logins()
+    port = free_port()
+    server = await asyncio.get_running_loop().create_server(
+        lambda: SMTP(Accept(), authenticator=logins, auth_require_tls=False),
+        host="127.0.0.1",
+        port=port,
+    )
+    try:
+        await kit.mailer(port=port).send(confirmation("ada@example.com")[1])
+        assert logins.seen == []
+        authenticated = SmtpMailer(
+            host="127.0.0.1",
+            port=port,
+            timeout_s=5,
+            max_attempts=1,
+            username="relay-user",
+            password="relay-secret",
+        )
+        kit.mailers.append(authenticated)
+        await authenticated.send(confirmation("bob@example.com")[1])
+        assert logins.seen == [("relay-user", "relay-secret")]
+    finally:
+        server.close()
+        await server.wait_closed()

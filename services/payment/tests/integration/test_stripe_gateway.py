@@ -19,7 +19,6 @@ from sagakit.errors import GatewayUnavailable
 
 pytestmark = pytest.mark.integration
 
-STRIPE_MOCK = "http://127.0.0.1:12111"
 CHARGE = {
     "amount": 2599,
     "currency": "EUR",
@@ -61,7 +60,7 @@ class RecordingClient(AsyncHttpxClient):
 
 
 @contextlib.asynccontextmanager
-async def stripe_gateway(api_base: str = STRIPE_MOCK, timeout_s: float = 5.0, **client_options):
+async def stripe_gateway(api_base: str, timeout_s: float = 5.0, **client_options):
     http = RecordingClient(timeout_s=timeout_s, **client_options)
     gateway = StripeGateway(
         api_key="sk_test_123", api_base=api_base, timeout_s=timeout_s, http_client=http
@@ -75,8 +74,10 @@ async def stripe_gateway(api_base: str = STRIPE_MOCK, timeout_s: float = 5.0, **
 # --- stripe-mock ---------------------------------------------------------------------------------
 
 
-async def test_a_charge_is_one_confirmed_payment_intent_with_the_idempotency_key() -> None:
-    async with stripe_gateway(intent_status={"post": "succeeded"}) as (gateway, http):
+async def test_a_charge_is_one_confirmed_payment_intent_with_the_idempotency_key(
+    stripe_mock: str,
+) -> None:
+    async with stripe_gateway(stripe_mock, intent_status={"post": "succeeded"}) as (gateway, http):
         result = await gateway.charge(**CHARGE)
 
     assert isinstance(result, ChargeSucceeded)
@@ -84,7 +85,7 @@ async def test_a_charge_is_one_confirmed_payment_intent_with_the_idempotency_key
     [exchange] = http.exchanges
     assert exchange["status"] == 200  # stripe-mock accepted every parameter we sent
     assert exchange["method"] == "post"
-    assert exchange["url"] == f"{STRIPE_MOCK}/v1/payment_intents"
+    assert exchange["url"] == f"{stripe_mock}/v1/payment_intents"
     assert exchange["params"] == {
         "amount": ["2599"],
         "currency": ["eur"],
@@ -99,8 +100,8 @@ async def test_a_charge_is_one_confirmed_payment_intent_with_the_idempotency_key
     assert exchange["response_headers"]["idempotency-key"] == "saga-1:process_payment"  # echoed
 
 
-async def test_an_intent_not_succeeded_is_not_reported_as_a_charge() -> None:
-    async with stripe_gateway() as (gateway, _):  # stripe-mock's own fixture status
+async def test_an_intent_not_succeeded_is_not_reported_as_a_charge(stripe_mock: str) -> None:
+    async with stripe_gateway(stripe_mock) as (gateway, _):  # stripe-mock's own fixture status
         result = await gateway.charge(**CHARGE)
     assert isinstance(result, ChargeDeclined)
     assert result.decline_code == "payment_requires_payment_method"
@@ -108,8 +109,12 @@ async def test_an_intent_not_succeeded_is_not_reported_as_a_charge() -> None:
     assert result.payment_id.startswith("pi_")
 
 
-async def test_a_processing_intent_is_looked_up_before_anything_is_reported() -> None:
-    async with stripe_gateway(intent_status={"post": "processing", "get": "succeeded"}) as (
+async def test_a_processing_intent_is_looked_up_before_anything_is_reported(
+    stripe_mock: str,
+) -> None:
+    async with stripe_gateway(
+        stripe_mock, intent_status={"post": "processing", "get": "succeeded"}
+    ) as (
         gateway,
         http,
     ):
@@ -117,18 +122,20 @@ async def test_a_processing_intent_is_looked_up_before_anything_is_reported() ->
     assert isinstance(result, ChargeSucceeded)
     _create, lookup = http.exchanges
     assert lookup["method"] == "get"
-    assert lookup["url"] == f"{STRIPE_MOCK}/v1/payment_intents/{result.payment_id}"
+    assert lookup["url"] == f"{stripe_mock}/v1/payment_intents/{result.payment_id}"
 
 
-async def test_a_refund_refunds_the_payment_intent_with_the_idempotency_key() -> None:
-    async with stripe_gateway() as (gateway, http):
+async def test_a_refund_refunds_the_payment_intent_with_the_idempotency_key(
+    stripe_mock: str,
+) -> None:
+    async with stripe_gateway(stripe_mock) as (gateway, http):
         result = await gateway.refund(
             payment_id="pi_123", amount=2599, idempotency_key="saga-1:refund_payment:1"
         )
     assert isinstance(result, RefundSucceeded)
     assert result.refund_id.startswith("re_")
     [exchange] = http.exchanges
-    assert exchange["url"] == f"{STRIPE_MOCK}/v1/refunds"
+    assert exchange["url"] == f"{stripe_mock}/v1/refunds"
     assert exchange["params"] == {"payment_intent": ["pi_123"], "amount": ["2599"]}
     assert exchange["headers"]["Idempotency-Key"] == "saga-1:refund_payment:1"
 
@@ -286,8 +293,10 @@ async def test_a_refund_stripe_refuses_is_refused_with_its_code() -> None:
 # --- through the handlers ------------------------------------------------------------------------
 
 
-async def test_an_order_is_charged_and_refunded_through_stripe(harness_for, saga) -> None:
-    async with stripe_gateway(intent_status={"post": "succeeded"}) as (gateway, http):
+async def test_an_order_is_charged_and_refunded_through_stripe(
+    harness_for, saga, stripe_mock: str
+) -> None:
+    async with stripe_gateway(stripe_mock, intent_status={"post": "succeeded"}) as (gateway, http):
         harness = harness_for(gateway)
         await harness.deliver(saga.process("pm_card_visa", amount=2599, currency="EUR"))
         await harness.deliver(saga.process("pm_card_visa", amount=2599, currency="EUR"))

@@ -13,6 +13,7 @@ from sagakit.db.engine import create_engine, create_session_factory
 from sagakit.db.pool import Database
 from sagakit.testing.infra import Infra, provide_infra
 from sagakit.testing.kafka import create_topics, unique_name
+from sagakit.testing.smtp import SmtpServer
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +25,18 @@ def infra() -> Iterator[Infra]:
 @pytest.fixture(scope="session")
 def kafka_bootstrap(infra: Infra) -> str:
     return infra.kafka_bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def stripe_mock(infra: Infra) -> str:
+    """stripe-mock's API base URL (native, or a container with Testcontainers)."""
+    return infra.stripe_api_base
+
+
+@pytest.fixture(scope="session")
+def smtp_server(infra: Infra) -> SmtpServer:
+    """The project's SMTP server and its mail folder (native, or a process of the test run)."""
+    return infra.smtp
 
 
 @pytest_asyncio.fixture

@@ -5,8 +5,9 @@ Tests never touch the services' own databases (a running demo keeps its data): e
 
 ``SAGA_TEST_INFRA=local`` (what ``make test`` sets, after ``make infra-up``): the native local
 infrastructure at the addresses in the settings. ``SAGA_TEST_INFRA=testcontainers``: containers
-started by Testcontainers. Unset: local if a broker answers on the configured address, else
-Testcontainers if a Docker engine is reachable, else a clear error.
+started by Testcontainers (Kafka, PostgreSQL, Redis, stripe-mock) and the project's SMTP server
+as a process (``sagakit.testing.smtp``). Unset: local if a broker answers on the configured
+address, else Testcontainers if a Docker engine is reachable, else a clear error.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ import os
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from sagakit.testing.smtp import SmtpServer, local_mail_dir, smtp_server_process
+
+# stripe-mock's image, the version `make infra-up` builds natively (scripts/infra).
+STRIPE_MOCK_IMAGE = "stripe/stripe-mock:v0.203.0"
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,9 @@ class Infra:
     # A SQLAlchemy URL template with ``{role}`` and ``{db}``; each role's password is its name.
     postgres_url_template: str
     source: str
+    # stripe-mock's API base URL, and the project's SMTP server with the folder it stores mail in.
+    stripe_api_base: str
+    smtp: SmtpServer
 
     def database_url(self, role: str) -> str:
         """The test database of a service's role (``inventory`` -> ``inventory_test``)."""
@@ -43,6 +53,12 @@ def local_infra() -> Infra:
         redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         postgres_url_template=f"postgresql+asyncpg://{{role}}:{{role}}@{host}:{port}/{{db}}",
         source="local",
+        stripe_api_base=os.environ.get("STRIPE_API_BASE", "http://127.0.0.1:12111"),
+        smtp=SmtpServer(
+            host=os.environ.get("SMTP_HOST", "127.0.0.1"),
+            port=int(os.environ.get("SMTP_PORT", "1025")),
+            mail_dir=Path(os.environ.get("SMTP_MAIL_DIR", local_mail_dir())),
+        ),
     )
 
 
@@ -87,6 +103,8 @@ DATABASES = ("orchestrator", "inventory", "payment", "notification", "sagatest")
 
 @contextlib.contextmanager
 def _containers() -> Iterator[Infra]:
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.wait_strategies import HttpWaitStrategy
     from testcontainers.kafka import KafkaContainer
     from testcontainers.postgres import PostgresContainer
     from testcontainers.redis import RedisContainer
@@ -99,6 +117,17 @@ def _containers() -> Iterator[Infra]:
         KafkaContainer("confluentinc/cp-kafka:7.7.1").with_kraft() as kafka,
         PostgresContainer("postgres:17", username="postgres", password="postgres") as pg,
         RedisContainer("redis:7") as redis,
+        # Ready when it serves the API (stripe-mock accepts any sk_test_ key).
+        DockerContainer(STRIPE_MOCK_IMAGE)
+        .with_exposed_ports(12111)
+        .waiting_for(
+            HttpWaitStrategy(12111, "/v1/customers").with_header(
+                "Authorization", "Bearer sk_test_123"
+            )
+        ) as stripe_mock,
+        # The project's own server (its reject/tempfail rules), as a local process: no image to
+        # build, and the tests read its mail folder directly.
+        smtp_server_process() as smtp,
     ):
         pg.exec(["psql", "-U", "postgres", "-c", init_sql])
         host, port = pg.get_container_host_ip(), pg.get_exposed_port(5432)
@@ -107,6 +136,11 @@ def _containers() -> Iterator[Infra]:
             redis_url=f"redis://{redis.get_container_host_ip()}:{redis.get_exposed_port(6379)}/0",
             postgres_url_template=f"postgresql+asyncpg://{{role}}:{{role}}@{host}:{port}/{{db}}",
             source="testcontainers",
+            stripe_api_base=(
+                f"http://{stripe_mock.get_container_host_ip()}:"
+                f"{stripe_mock.get_exposed_port(12111)}"
+            ),
+            smtp=smtp,
         )
         _create_test_databases(infra)
         yield infra

@@ -42,12 +42,23 @@ class SmtpConnections:
     kept open between messages. A connection that failed in any way is closed, never reused."""
 
     def __init__(
-        self, *, host: str, port: int, timeout_s: float, local_hostname: str, size: int = 8
+        self,
+        *,
+        host: str,
+        port: int,
+        timeout_s: float,
+        local_hostname: str,
+        username: str = "",
+        password: str = "",
+        size: int = 8,
     ) -> None:
         self.host = host
         self.port = port
         self.timeout_s = timeout_s
         self._local_hostname = local_hostname
+        # SMTP AUTH only when a username is set (after STARTTLS, which aiosmtplib uses when
+        # the server offers it).
+        self._credentials = (username, password) if username else None
         self._slots = asyncio.Semaphore(size)
         self._idle: list[aiosmtplib.SMTP] = []
 
@@ -62,6 +73,8 @@ class SmtpConnections:
                     local_hostname=self._local_hostname,
                 )
                 await client.connect()
+                if self._credentials is not None:
+                    await client.login(*self._credentials)
             try:
                 await client.sendmail(message.sender, [message.recipient], message.data)
             except BaseException:
@@ -88,6 +101,8 @@ class SmtpMailer:
         backoff_base_s: float = 0.2,
         backoff_cap_s: float = 2.0,
         local_hostname: str = "saga-shop.local",
+        username: str = "",
+        password: str = "",
         connections: int = 8,
         transport: Transport | None = None,
         clock: Callable[[], datetime] = utcnow,
@@ -103,6 +118,8 @@ class SmtpMailer:
             port=port,
             timeout_s=timeout_s,
             local_hostname=local_hostname,
+            username=username,
+            password=password,
             size=connections,
         )
         self._clock = clock
