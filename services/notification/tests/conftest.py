@@ -29,8 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from notification.adapters.mailer import Mailer, SmtpMailer
 from notification.adapters.orm import Notification, OutboxMessage
 from notification.service_layer.confirmations import Confirmations
-from notification.service_layer.handlers import make_handlers
-from sagakit.consumer import Handler
+from notification.service_layer.handlers import COMMANDS, make_batch_handler, make_handlers
+from sagakit.consumer import BatchHandler, Handler
 from sagakit.contracts import REGISTRY, PricedLine, SendOrderConfirmation, VoidOrderConfirmation
 from sagakit.db.engine import create_session_factory
 from sagakit.db.pool import Database
@@ -172,6 +172,21 @@ class Kit:
         self.mailers.append(mailer)  # its kept-open connections are closed after the test
         return mailer
 
+    def confirmations(
+        self,
+        mailer: Mailer | None = None,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        send_margin_s: float = SMTP_TIMEOUT_S,
+    ) -> Confirmations:
+        return Confirmations(
+            mailer=mailer or self.mailer(clock=clock),
+            database=self.database,
+            sender=self.sender,
+            send_margin_s=send_margin_s,
+            clock=clock,
+        )
+
     def handlers(
         self,
         mailer: Mailer | None = None,
@@ -179,16 +194,20 @@ class Kit:
         clock: Callable[[], datetime] = utcnow,
         send_margin_s: float = SMTP_TIMEOUT_S,
     ) -> dict[str, Handler]:
-        return make_handlers(
-            self.topics,
-            Confirmations(
-                mailer=mailer or self.mailer(clock=clock),
-                database=self.database,
-                sender=self.sender,
-                send_margin_s=send_margin_s,
-                clock=clock,
-            ),
-        )
+        """One command per call, each in its own unit of work (``deliver``)."""
+        confirmations = self.confirmations(mailer, clock=clock, send_margin_s=send_margin_s)
+        return make_handlers(self.topics, confirmations)
+
+    def batch_handlers(
+        self,
+        mailer: Mailer | None = None,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        send_margin_s: float = SMTP_TIMEOUT_S,
+    ) -> dict[str, BatchHandler]:
+        """As the service wires its consumer: every command of a poll in one call."""
+        confirmations = self.confirmations(mailer, clock=clock, send_margin_s=send_margin_s)
+        return dict.fromkeys(COMMANDS, make_batch_handler(self.topics, confirmations))
 
     @staticmethod
     def command(

@@ -187,7 +187,7 @@ async def test_through_the_consumer_an_outage_past_the_deadline_ends_in_one_expi
     # Real time: a short margin and a deadline a moment away, the server down all along.
     margin_s = 0.5
     topic = await new_topic(partitions=1)
-    handlers = kit.handlers(
+    handlers = kit.batch_handlers(
         kit.mailer(port=faulty_smtp.port, max_attempts=2, timeout_s=margin_s),
         send_margin_s=margin_s,
     )
@@ -199,7 +199,13 @@ async def test_through_the_consumer_an_outage_past_the_deadline_ends_in_one_expi
     async with (
         running_producer(kafka_bootstrap) as producer,
         running_consumer(
-            kafka_bootstrap, topic, handlers, kit.database, producer, registry=REGISTRY
+            kafka_bootstrap,
+            topic,
+            {},
+            kit.database,
+            producer,
+            registry=REGISTRY,
+            batch_handlers=handlers,
         ) as consumer,
     ):
         await producer.publish(topic, command)

@@ -91,7 +91,13 @@ async def test_a_duplicate_delivery_through_the_consumer_sends_one_email(
     async with (
         running_producer(kafka_bootstrap) as producer,
         running_consumer(
-            kafka_bootstrap, topic, kit.handlers(), kit.database, producer, registry=REGISTRY
+            kafka_bootstrap,
+            topic,
+            {},
+            kit.database,
+            producer,
+            registry=REGISTRY,
+            batch_handlers=kit.batch_handlers(),
         ) as consumer,
     ):
         await producer.publish(topic, command)
@@ -187,12 +193,18 @@ async def test_the_consumer_keeps_retrying_while_the_server_is_down_and_sends_on
     command = kit.command(unique("ada"))
     order_id = command.payload.order_id
     await faulty_smtp.stop()
-    handlers = kit.handlers(kit.mailer(port=faulty_smtp.port, max_attempts=2))
+    handlers = kit.batch_handlers(kit.mailer(port=faulty_smtp.port, max_attempts=2))
 
     async with (
         running_producer(kafka_bootstrap) as producer,
         running_consumer(
-            kafka_bootstrap, topic, handlers, kit.database, producer, registry=REGISTRY
+            kafka_bootstrap,
+            topic,
+            {},
+            kit.database,
+            producer,
+            registry=REGISTRY,
+            batch_handlers=handlers,
         ) as consumer,
     ):
         await producer.publish(topic, command)

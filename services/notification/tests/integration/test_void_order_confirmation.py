@@ -301,7 +301,13 @@ async def test_through_the_consumer_send_then_void_of_one_saga_sends_once_and_sa
     async with (
         running_producer(kafka_bootstrap) as producer,
         running_consumer(
-            kafka_bootstrap, topic, kit.handlers(), kit.database, producer, registry=REGISTRY
+            kafka_bootstrap,
+            topic,
+            {},
+            kit.database,
+            producer,
+            registry=REGISTRY,
+            batch_handlers=kit.batch_handlers(),
         ) as consumer,
     ):
         await producer.publish(topic, command)

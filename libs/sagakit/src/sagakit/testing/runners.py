@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 
-from sagakit.consumer import Consumer, Handler
+from sagakit.consumer import BatchHandler, Consumer, Handler
 from sagakit.db.pool import Database
 from sagakit.messaging.producer import Producer
 from sagakit.messaging.registry import MessageRegistry
@@ -35,8 +35,13 @@ async def running_consumer(
     database: Database,
     producer: Producer,
     registry: MessageRegistry | None = None,
+    *,
+    batch_handlers: Mapping[str, BatchHandler] | None = None,
     **options: object,
 ) -> AsyncIterator[Consumer]:
+    """A consumer of ``topic`` running in the background. ``handlers`` are called one record at
+    a time; ``batch_handlers`` (by message type) get runs of records, as the services wire them.
+    Either way a poll is one transaction."""
     consumer = Consumer(
         bootstrap_servers=bootstrap,
         group_id=unique_name("group"),
@@ -49,6 +54,8 @@ async def running_consumer(
         backoff_cap_s=0.05,
         **options,  # type: ignore[arg-type]
     )
+    for message_type, batch_handler in (batch_handlers or {}).items():
+        consumer.handle_batches([message_type], batch_handler)
     task = asyncio.create_task(consumer.run())
     await eventually(lambda: _true(consumer.started.is_set()), what="consumer start")
     try:

@@ -31,7 +31,9 @@ def make_batch_handler(topics: Topics, confirmations: Confirmations) -> BatchHan
 
 
 def make_handlers(topics: Topics, confirmations: Confirmations) -> dict[str, Handler]:
-    """The same, one command at a time (a batch of one)."""
+    """The same, one command per call (a batch of one): for calling directly, each call in its
+    own unit of work. Not for a consumer: it runs a poll's records in one transaction, and a
+    second command of an order would wait for the row lock the first one holds."""
     batch = make_batch_handler(topics, confirmations)
 
     async def handle_one(envelope: Envelope[Any], uow: UnitOfWork) -> None:
