@@ -11,6 +11,16 @@ SERVICES := orchestrator inventory payment notification
 # Tests use the native infrastructure started by infra-up (see README, "Tests").
 export SAGA_TEST_INFRA ?= local
 
+# KAFKA_BROKERS=3 (on any target): a local 3-node Kafka cluster, and every service, tool and
+# test started by make talks to all of its nodes. Unset: one node, and KAFKA_BOOTSTRAP_SERVERS
+# is left to the environment or .env.
+ifdef KAFKA_BROKERS
+export KAFKA_BROKERS
+ifeq ($(origin KAFKA_BOOTSTRAP_SERVERS),undefined)
+export KAFKA_BOOTSTRAP_SERVERS := $(shell KAFKA_BROKERS=$(KAFKA_BROKERS) scripts/infra/kafka.sh bootstrap)
+endif
+endif
+
 .PHONY: help
 help: ## List every target with its one-line description
 	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target>\n\n"} \
@@ -31,7 +41,7 @@ install: ## Install uv (if missing) and every Python dependency from uv.lock int
 # --- infrastructure ------------------------------------------------------------------------------
 
 .PHONY: infra-up
-infra-up: install ## Start Kafka, PostgreSQL, Redis, stripe-mock and SMTP natively (installs what is missing)
+infra-up: install ## Start Kafka (KAFKA_BROKERS=3: a cluster), PostgreSQL, Redis, stripe-mock and SMTP natively
 	@scripts/infra/up.sh
 
 .PHONY: infra-down

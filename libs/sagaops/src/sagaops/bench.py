@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
@@ -198,10 +199,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--orders", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight")
-    parser.add_argument("--api", default="http://127.0.0.1:8000")
-    parser.add_argument("--inventory", default="http://127.0.0.1:8001")
-    parser.add_argument("--bootstrap", default="127.0.0.1:9092")
-    parser.add_argument("--topic-prefix", default="")
+    local = Endpoints.from_env()
+    parser.add_argument("--api", default=local.api)
+    parser.add_argument("--inventory", default=local.inventory)
+    parser.add_argument(
+        "--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    )
+    parser.add_argument("--topic-prefix", default=os.environ.get("KAFKA_TOPIC_PREFIX", ""))
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--out", default="bench-results")
     args = parser.parse_args()

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from sagakit.settings import bootstrap_addresses
+
 
 @dataclass(frozen=True)
 class Infra:
@@ -46,13 +48,16 @@ def local_infra() -> Infra:
     )
 
 
-def _answers(address: str) -> bool:
-    host, _, port = address.split(",")[0].rpartition(":")
-    try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=1):
-            return True
-    except OSError:
-        return False
+def _answers(bootstrap: str) -> bool:
+    """Any node of the bootstrap list accepts a connection (one may be down in a cluster)."""
+    for address in bootstrap_addresses(bootstrap):
+        host, _, port = address.rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=1):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _docker_reachable() -> bool:
