@@ -111,12 +111,26 @@ AUDIT_ARGS ?=
 audit: install ## Check the invariants across every service's database, the mailbox and the DLQ (exit 1 on a violation)
 	@$(UV) run --frozen saga-audit --grace $(AUDIT_GRACE) $(AUDIT_ARGS)
 
+# $(call on_kafka,N,COMMAND): COMMAND on the local N-node Kafka (started if needed), with
+# KAFKA_BROKERS and that cluster's bootstrap list in its environment.
+on_kafka = KAFKA_BROKERS=$(1) scripts/infra/up.sh && \
+	KAFKA_BROKERS=$(1) KAFKA_BOOTSTRAP_SERVERS="$$(KAFKA_BROKERS=$(1) scripts/infra/kafka.sh bootstrap)" $(2)
+
 CHAOS_DURATION ?= 300
 CHAOS_RATE ?= 5
 CHAOS_SEED ?= 1
+CHAOS_KAFKA_BROKERS ?= 1
 .PHONY: chaos
-chaos: infra-up ## Faults for CHAOS_DURATION s (kills, broker/db restarts, Redis outage, poison), then the audit
-	@$(UV) run --frozen saga-chaos --duration $(CHAOS_DURATION) --rate $(CHAOS_RATE) --seed $(CHAOS_SEED)
+chaos: install ## Faults for CHAOS_DURATION s (kills, broker/db restarts, Redis outage, poison), then the audit
+	@$(call on_kafka,$(CHAOS_KAFKA_BROKERS),$(UV) run --frozen saga-chaos \
+	  --duration $(CHAOS_DURATION) --rate $(CHAOS_RATE) --seed $(CHAOS_SEED))
+
+BROKER_FAILURE_RATE ?= 8
+BROKER_FAILURE_ARGS ?=
+.PHONY: broker-failure
+broker-failure: install ## On a 3-broker cluster under load: kill the busiest leader, another, then two at once; audit
+	@$(call on_kafka,3,$(UV) run --frozen saga-broker-failure \
+	  --rate $(BROKER_FAILURE_RATE) $(BROKER_FAILURE_ARGS))
 
 # --- quality -------------------------------------------------------------------------------------
 
