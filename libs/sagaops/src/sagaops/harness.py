@@ -355,6 +355,11 @@ class Load:
         self.rng = rng
         self.topic_share = topic_share
         self.sender = sender
+        # One pooled client per replica's address: a client per request costs an SSL context
+        # (CA bundle parsed) each time, which on a busy 2-core machine held the load well
+        # below its rate. A replica killed and restarted on its port just drops the pool's
+        # connections.
+        self._clients: dict[str, httpx.AsyncClient] = {}
 
     async def run(self, stopping: asyncio.Event) -> None:
         kinds = [k for k, _, _ in MIX]
@@ -388,6 +393,8 @@ class Load:
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
         if in_flight:
             await asyncio.wait(in_flight, timeout=120)
+        for client in self._clients.values():
+            await client.aclose()
 
     async def _place(self, kind: str, channel: str, body: dict[str, Any]) -> None:
         deadline = time.monotonic() + 90
@@ -419,8 +426,12 @@ class Load:
 
     async def _post(self, body: dict[str, Any], key: str) -> str | None:
         api = self.rng.choice(self.system.processes["orchestrator"])
-        async with httpx.AsyncClient(base_url=api.base_url, timeout=5) as client:
-            response = await client.post("/orders", json=body, headers={"Idempotency-Key": key})
+        client = self._clients.get(api.base_url)
+        if client is None:
+            client = self._clients[api.base_url] = httpx.AsyncClient(
+                base_url=api.base_url, timeout=5
+            )
+        response = await client.post("/orders", json=body, headers={"Idempotency-Key": key})
         if response.status_code == 202:
             return str(response.json()["order_id"])
         if response.status_code < 500:

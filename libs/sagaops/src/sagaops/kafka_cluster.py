@@ -109,13 +109,19 @@ class Cluster:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.system.kafka_bootstrap,
             group_id=None,
-            request_timeout_ms=5000,
+            request_timeout_ms=15_000,  # a busy 2-core machine answers slowly, not never
         )
         await consumer.start()
         try:
-            ends = await consumer.end_offsets(
-                [TopicPartition(s.topic, s.partition) for s in states]
-            )
+            partitions = [TopicPartition(s.topic, s.partition) for s in states]
+            for attempt in range(3):
+                try:
+                    ends = await consumer.end_offsets(partitions)
+                    break
+                except KafkaError:
+                    if attempt == 2:
+                        raise
+                    await asyncio.sleep(1.0)
         finally:
             await consumer.stop()
         return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}

@@ -3,7 +3,14 @@ and which broker leads the busiest partitions."""
 
 import pytest
 
-from sagaops.broker_failure import Fault, Order, full_rate_after, longest_gap, measure
+from sagaops.broker_failure import (
+    Fault,
+    Order,
+    caught_up_after,
+    full_rate_after,
+    longest_gap,
+    measure,
+)
 from sagaops.kafka_cluster import PartitionState, busiest_leader
 
 pytestmark = pytest.mark.unit
@@ -21,17 +28,37 @@ def test_the_longest_gap_counts_from_the_fault() -> None:
     assert longest_gap([], 10.0, 30.0) == 20.0
 
 
-def test_full_rate_is_when_the_last_slow_window_ends() -> None:
-    # Completions stop at the kill (t=10) for 6 s, then run at full rate with a backlog.
+def test_full_rate_is_back_at_the_first_completion_of_a_full_window_after_the_drop() -> None:
+    # Completions stop at the kill (t=10) for 6 s, then a catch-up burst, then steady.
     finished = [*steady(0, 10), *steady(16, 20, rate=3 * RATE), *steady(20, 40)]
+    assert full_rate_after(finished, 10.0, 40.0, RATE) == pytest.approx(6.0)
+
+
+def test_a_late_burst_does_not_date_the_recovery_back_to_its_window() -> None:
+    finished = [*steady(0, 10), *steady(19, 20, rate=40 * RATE), *steady(20, 40)]
     after = full_rate_after(finished, 10.0, 40.0, RATE)
-    assert after is not None
-    assert 5.5 <= after <= 7.0
+    assert after == pytest.approx(9.0)
 
 
 def test_full_rate_never_lost_is_zero_and_never_regained_is_none() -> None:
     assert full_rate_after(steady(0, 40), 10.0, 40.0, RATE) == 0.0
     assert full_rate_after(steady(0, 10), 10.0, 40.0, RATE) is None
+
+
+def test_caught_up_when_the_backlog_is_back_to_its_level_before_the_fault() -> None:
+    # One order every 0.1 s, each final 1 s later; nothing finishes in [10, 16), then the
+    # backlog drains at three times the rate.
+    orders = []
+    for i in range(400):
+        accepted = i / RATE
+        finished = accepted + 1
+        if 10 <= finished < 16:
+            finished = 16 + (finished - 10) / 3
+        orders.append(order(i, accepted, finished))
+    after = caught_up_after(orders, 10.0, 40.0)
+    assert after is not None
+    assert 7.5 <= after <= 9.5
+    assert caught_up_after([order(i, i / RATE, i / RATE + 1) for i in range(400)], 10, 40) == 0
 
 
 def order(n: int, accepted: float, finished: float | None) -> Order:
