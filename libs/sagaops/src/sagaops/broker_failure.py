@@ -206,8 +206,10 @@ def measure(
             result["caught_up_after_s"] = _round(caught_up_after(orders, start, fault.until))
             result["ok"] = after is not None and after <= pause_target_s
         else:
+            # A broker is back from its start: it replicates (and writes are acknowledged
+            # again) before its client port opens at the end of its start-up.
             first_start = fault.restarted_at[0] if fault.restarted_at else fault.until
-            back = fault.back_at[0] if fault.back_at else fault.until
+            back = first_start
             # Anything placed once both were down needs a write to two replicas to finish.
             early = [
                 o.order_id
@@ -220,6 +222,7 @@ def measure(
             after = full_rate_after(finished, back, fault.until, baseline)
             result.update(
                 {
+                    "first_restarted_at_s": round(back, 1),
                     "finished_during_outage": sum(
                         1 for t in finished if start + DRAIN_S <= t < first_start
                     ),
@@ -509,7 +512,8 @@ def render(summary: dict[str, Any], report: AuditReport | None, logs: Path) -> s
                 f"(waiting rows {low} -> {high}), {f['finished_during_outage']} orders finished "
                 f"after the {DRAIN_S:g}s drain, {f['placed_during_outage_and_finished_before_a_return']}"
                 f" of {f['placed_during_outage']} placed during the outage finished before a return",
-                f"      first back at {f['back_at_s'][0]}s: resumed after "
+                f"      first restarted at {f['first_restarted_at_s']}s (port answering at "
+                f"{f['back_at_s'][0]}s): resumed after "
                 f"{_fmt(f['resumed_after_return_s'])}, full rate after "
                 f"{_fmt(f['full_rate_after_return_s'])}, backlog worked off after "
                 f"{_fmt(f['caught_up_after_return_s'])}, every outage order final after "

@@ -180,9 +180,10 @@ class System:
         self.logs.mkdir(parents=True, exist_ok=True)
         for service in SERVICES:
             await self._fresh_database(service)
-        await create_topics(
-            self.kafka_bootstrap, [self.prefix + t for t in ALL_TOPICS], partitions=6
-        )
+        # The dead-letter topics too: left to auto-creation, the first one would be created
+        # whenever something is first dead-lettered, maybe while a broker is down.
+        names = [*ALL_TOPICS, *(f"{t}.dlq" for t in CONSUMED_TOPICS)]
+        await create_topics(self.kafka_bootstrap, [self.prefix + t for t in names], partitions=6)
         env_common = {
             **self.service_env,
             "KAFKA_TOPIC_PREFIX": self.prefix,
