@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import random
 import sys
 import time
@@ -36,6 +35,7 @@ from sagaops.harness import (
     LoadTally,
     System,
     TopicSender,
+    cluster_size,
     default_bootstrap,
     find_root,
 )
@@ -59,8 +59,10 @@ class Config:
     root: Path = field(default_factory=lambda: find_root())
     kafka_bootstrap: str = field(default_factory=default_bootstrap)
     # More than one: the local cluster of scripts/infra (KAFKA_BROKERS), whose brokers are
-    # SIGKILLed one at a time instead of the whole of Kafka being restarted.
-    kafka_brokers: int = field(default_factory=lambda: int(os.environ.get("KAFKA_BROKERS", "1")))
+    # SIGKILLed one at a time instead of the whole of Kafka being restarted. None: as many as
+    # the cluster at kafka_bootstrap has (restarting "kafka" as one node would replace a
+    # cluster by a single node's layout).
+    kafka_brokers: int | None = None
 
 
 @dataclass
@@ -117,7 +119,8 @@ class Chaos:
             return
         d = self.config.duration_s
         kafka = [(d * 0.30, "kafka")]
-        if self.config.kafka_brokers > 1:
+        brokers = self.config.kafka_brokers or 1
+        if brokers > 1:
             kafka = [(d * 0.30, "kafka broker"), (d * 0.65, "kafka broker")]
         plan = sorted([*kafka, (d * 0.55, "postgres"), (d * 0.75, "redis")])
         killed: list[int] = []
@@ -132,9 +135,7 @@ class Chaos:
             elif component == "kafka broker":
                 # A crash, not a stop: no controlled shutdown hands its leaderships over.
                 # Another broker each time, so the second kill finds the first one back.
-                node = self.rng.choice(
-                    [n for n in range(1, self.config.kafka_brokers + 1) if n not in killed]
-                )
+                node = self.rng.choice([n for n in range(1, brokers + 1) if n not in killed])
                 killed.append(node)
                 await self._infra("down.sh", "--kill", f"kafka-{node}")
                 await asyncio.sleep(2.0)
@@ -245,6 +246,8 @@ class Chaos:
 
 
 async def run(config: Config) -> tuple[Chaos, AuditReport | None, bool, int]:
+    if config.kafka_brokers is None:
+        config.kafka_brokers = await cluster_size(config.kafka_bootstrap)
     chaos = Chaos(config)
     print(
         f"chaos: seed {config.seed}, {config.duration_s:g}s at {config.rate:g} orders/s, "
@@ -324,8 +327,8 @@ def main() -> None:
     parser.add_argument(
         "--kafka-brokers",
         type=int,
-        default=int(os.environ.get("KAFKA_BROKERS", "1")),
-        help="nodes of the local Kafka cluster (default: KAFKA_BROKERS, else 1); more than one:"
+        default=None,
+        help="nodes of the local Kafka cluster (default: as many as it has); more than one:"
         " brokers are SIGKILLed one at a time instead of Kafka being restarted",
     )
     parser.add_argument(

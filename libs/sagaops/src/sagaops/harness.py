@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from sqlalchemy.engine import make_url
 
@@ -87,6 +88,16 @@ def find_root() -> Path:
 
 def default_bootstrap() -> str:
     return os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+
+
+async def cluster_size(bootstrap: str) -> int:
+    """How many brokers the cluster at ``bootstrap`` has registered."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        return len((await admin.describe_cluster())["brokers"])
+    finally:
+        await admin.close()
 
 
 def database_urls(suffix: str) -> dict[str, str]:
@@ -182,7 +193,7 @@ class System:
             await self._fresh_database(service)
         # The dead-letter topics too: left to auto-creation, the first one would be created
         # whenever something is first dead-lettered, maybe while a broker is down.
-        names = [*ALL_TOPICS, *(f"{t}.dlq" for t in CONSUMED_TOPICS)]
+        names = [*ALL_TOPICS, *(f"{t}.dlq" for t in ALL_TOPICS)]
         await create_topics(self.kafka_bootstrap, [self.prefix + t for t in names], partitions=6)
         env_common = {
             **self.service_env,
