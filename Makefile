@@ -125,7 +125,7 @@ chaos: install ## Faults for CHAOS_DURATION s (kills, broker/db restarts, Redis 
 	@$(call on_kafka,$(CHAOS_KAFKA_BROKERS),$(UV) run --frozen saga-chaos \
 	  --duration $(CHAOS_DURATION) --rate $(CHAOS_RATE) --seed $(CHAOS_SEED))
 
-BROKER_FAILURE_RATE ?= 8
+BROKER_FAILURE_RATE ?= 5
 BROKER_FAILURE_ARGS ?=
 .PHONY: broker-failure
 broker-failure: install ## On a 3-broker cluster under load: kill the busiest leader, another, then two at once; audit

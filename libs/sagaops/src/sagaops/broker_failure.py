@@ -59,7 +59,7 @@ DRAIN_S = 5.0  # after two brokers die, what was acknowledged just before may st
 
 @dataclass
 class Config:
-    rate: float = 8.0
+    rate: float = 5.0
     seed: int = 1
     replicas: int = 2
     warmup_s: float = 30.0  # steady load before the first fault: the baseline rate
