@@ -81,8 +81,8 @@ demo: infra-up migrate seed ## From a fresh clone: everything up, four services 
 	@echo
 	@$(MAKE) --no-print-directory test-saga || true
 	@echo
-	@echo "System running. Order API: http://127.0.0.1:8000  (logs: .infra/logs/services/)"
-	@echo "  try:  curl -s -XPOST localhost:8000/orders -H 'content-type: application/json' \\"
+	@echo "System running. Order API: http://127.0.0.1:$${ORCHESTRATOR_HTTP_PORT:-8000}  (logs: .infra/logs/services/)"
+	@echo "  try:  curl -s -XPOST localhost:$${ORCHESTRATOR_HTTP_PORT:-8000}/orders -H 'content-type: application/json' \\"
 	@echo "          -d '{\"customer_id\":\"c1\",\"email\":\"me@example.com\",\"items\":[{\"product_id\":\"widget\",\"quantity\":1}],\"payment_method\":\"pm_card_visa\",\"currency\":\"USD\"}'"
 	@echo "Stop everything with: make down"
 

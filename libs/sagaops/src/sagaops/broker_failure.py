@@ -558,10 +558,11 @@ def chart(orders: list[Order], faults: list[Fault], path: Path) -> None:
         )
         for back in fault.back_at:
             ax.axvline(back, color="green", linestyle=":")
-        if fault.below_min_isr and fault.back_at:
-            ax.axvspan(fault.killed_at, fault.back_at[0], color="red", alpha=0.08)
+        if fault.below_min_isr and fault.restarted_at:
+            ax.axvspan(fault.killed_at, fault.restarted_at[0], color="red", alpha=0.08)
     ax.set(
-        title="orders becoming final per second (red: brokers killed, green: back)",
+        title="orders becoming final per second (red: brokers killed, shaded: two down until"
+        " one starts again, green: its port answers)",
         xlabel="seconds since the load started",
         ylabel="orders/s",
     )
