@@ -11,6 +11,16 @@ SERVICES := orchestrator inventory payment notification
 # Tests use the native infrastructure started by infra-up (see README, "Tests").
 export SAGA_TEST_INFRA ?= local
 
+# KAFKA_BROKERS=3 (on any target): a local 3-node Kafka cluster, and every service, tool and
+# test started by make talks to all of its nodes. Unset: one node, and KAFKA_BOOTSTRAP_SERVERS
+# is left to the environment or .env.
+ifdef KAFKA_BROKERS
+export KAFKA_BROKERS
+ifeq ($(origin KAFKA_BOOTSTRAP_SERVERS),undefined)
+export KAFKA_BOOTSTRAP_SERVERS := $(shell KAFKA_BROKERS=$(KAFKA_BROKERS) scripts/infra/kafka.sh bootstrap)
+endif
+endif
+
 .PHONY: help
 help: ## List every target with its one-line description
 	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target>\n\n"} \
@@ -31,7 +41,7 @@ install: ## Install uv (if missing) and every Python dependency from uv.lock int
 # --- infrastructure ------------------------------------------------------------------------------
 
 .PHONY: infra-up
-infra-up: install ## Start Kafka, PostgreSQL, Redis, stripe-mock and SMTP natively (installs what is missing)
+infra-up: install ## Start Kafka (KAFKA_BROKERS=3: a cluster), PostgreSQL, Redis, stripe-mock and SMTP natively
 	@scripts/infra/up.sh
 
 .PHONY: infra-down
@@ -68,8 +78,8 @@ demo: infra-up migrate seed ## From a fresh clone: everything up, four services 
 	@echo
 	@$(MAKE) --no-print-directory test-saga || true
 	@echo
-	@echo "System running. Order API: http://127.0.0.1:8000  (logs: .infra/logs/services/)"
-	@echo "  try:  curl -s -XPOST localhost:8000/orders -H 'content-type: application/json' \\"
+	@echo "System running. Order API: http://127.0.0.1:$${ORCHESTRATOR_HTTP_PORT:-8000}  (logs: .infra/logs/services/)"
+	@echo "  try:  curl -s -XPOST localhost:$${ORCHESTRATOR_HTTP_PORT:-8000}/orders -H 'content-type: application/json' \\"
 	@echo "          -d '{\"customer_id\":\"c1\",\"email\":\"me@example.com\",\"items\":[{\"product_id\":\"widget\",\"quantity\":1}],\"payment_method\":\"pm_card_visa\",\"currency\":\"USD\"}'"
 	@echo "Stop everything with: make down"
 
@@ -107,12 +117,26 @@ AUDIT_ARGS ?=
 audit: install ## Check the invariants across every service's database, the mailbox and the DLQ (exit 1 on a violation)
 	@$(UV) run --frozen saga-audit --grace $(AUDIT_GRACE) $(AUDIT_ARGS)
 
+# $(call on_kafka,N,COMMAND): COMMAND on the local N-node Kafka (started if needed), with
+# KAFKA_BROKERS and that cluster's bootstrap list in its environment.
+on_kafka = KAFKA_BROKERS=$(1) scripts/infra/up.sh && \
+	KAFKA_BROKERS=$(1) KAFKA_BOOTSTRAP_SERVERS="$$(KAFKA_BROKERS=$(1) scripts/infra/kafka.sh bootstrap)" $(2)
+
 CHAOS_DURATION ?= 300
 CHAOS_RATE ?= 5
 CHAOS_SEED ?= 1
+CHAOS_KAFKA_BROKERS ?= 1
 .PHONY: chaos
-chaos: infra-up ## Faults for CHAOS_DURATION s (kills, broker/db restarts, Redis outage, poison), then the audit
-	@$(UV) run --frozen saga-chaos --duration $(CHAOS_DURATION) --rate $(CHAOS_RATE) --seed $(CHAOS_SEED)
+chaos: install ## Faults for CHAOS_DURATION s (kills, broker/db restarts, Redis outage, poison), then the audit
+	@$(call on_kafka,$(CHAOS_KAFKA_BROKERS),$(UV) run --frozen saga-chaos \
+	  --duration $(CHAOS_DURATION) --rate $(CHAOS_RATE) --seed $(CHAOS_SEED))
+
+BROKER_FAILURE_RATE ?= 5
+BROKER_FAILURE_ARGS ?=
+.PHONY: broker-failure
+broker-failure: install ## On a 3-broker cluster under load: kill the busiest leader, another, then two at once; audit
+	@$(call on_kafka,3,$(UV) run --frozen saga-broker-failure \
+	  --rate $(BROKER_FAILURE_RATE) $(BROKER_FAILURE_ARGS))
 
 # --- published contracts and diagrams ------------------------------------------------------------
 

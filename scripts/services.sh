@@ -8,7 +8,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOGS="$ROOT/.infra/logs/services"
 PIDS="$ROOT/.infra/run/services"
 SERVICES=(orchestrator inventory payment notification)
-declare -A PORTS=([orchestrator]=8000 [inventory]=8001 [payment]=8002 [notification]=8003)
+# The ports the services themselves take from <SERVICE>_HTTP_PORT (defaults 8000-8003).
+declare -A PORTS=(
+  [orchestrator]="${ORCHESTRATOR_HTTP_PORT:-8000}" [inventory]="${INVENTORY_HTTP_PORT:-8001}"
+  [payment]="${PAYMENT_HTTP_PORT:-8002}" [notification]="${NOTIFICATION_HTTP_PORT:-8003}"
+)
 
 running() { [[ -f "$PIDS/$1.pid" ]] && kill -0 "$(cat "$PIDS/$1.pid")" 2>/dev/null; }
 

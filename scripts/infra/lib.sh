@@ -23,6 +23,8 @@ POSTGRES_PORT="${POSTGRES_PORT:-5432}"
 REDIS_PORT="${REDIS_PORT:-6379}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+# How many Kafka nodes (combined broker + controller). Empty: as many as are running, else 1.
+KAFKA_BROKERS="${KAFKA_BROKERS:-}"
 STRIPE_MOCK_PORT="${STRIPE_MOCK_PORT:-12111}"
 STRIPE_MOCK_HTTPS_PORT="${STRIPE_MOCK_HTTPS_PORT:-12112}"
 SMTP_PORT="${SMTP_PORT:-1025}"
@@ -82,7 +84,7 @@ pid_alive() {
   local pid="$1" pattern="${2:-}"
   [[ -n "$pid" ]] && proc_running "$pid" || return 1
   [[ -z "$pattern" ]] && return 0
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$pattern"
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$pattern"
 }
 
 # wait_for_port PORT TIMEOUT_S PID NAME: waits until PORT answers; fails fast if
@@ -146,10 +148,19 @@ start_bg() {
 
 # component_pid NAME: pid of the running instance or empty. Postgres keeps its
 # own pidfile in the data directory; the others use .infra/run/NAME.pid.
+# (Kafka nodes are components too, "kafka-<i>", and "kafka" names them all: see below.)
 component_pid() {
   local pid=""
   case "$1" in
     postgres) pid="$(head -n1 "$PGDATA_DIR/postmaster.pid" 2>/dev/null || true)" ;;
+    kafka-1)
+      # A broker started before clusters existed wrote kafka.pid: still ours to find and stop.
+      pid="$(read_pidfile "$(pidfile kafka-1)")"
+      if [[ -z "$pid" ]] && pid="$(read_pidfile "$(pidfile kafka)")" && [[ -n "$pid" ]]; then
+        pid_alive "$pid" "kafka.Kafka $KAFKA_HOME/server.properties" && echo "$pid"
+        return 0
+      fi
+      ;;
     *) pid="$(read_pidfile "$(pidfile "$1")")" ;;
   esac
   if [[ "$pid" =~ ^[0-9]+$ ]] && pid_alive "$pid" "$(component_pattern "$1")"; then
@@ -158,11 +169,13 @@ component_pid() {
   return 0
 }
 
+# What the process's command line must contain: guards against a recycled pid. A Kafka node
+# is matched by its own properties file, so another checkout's broker never matches.
 component_pattern() {
   case "$1" in
     postgres) echo "postgres" ;;
     redis) echo "redis-server" ;;
-    kafka) echo "kafka.Kafka" ;;
+    kafka-*) echo "kafka.Kafka $(kafka_props "${1#kafka-}")" ;;
     stripe-mock) echo "stripe-mock" ;;
     smtp) echo "smtp_server.py" ;;
   esac
@@ -172,7 +185,8 @@ component_port() {
   case "$1" in
     postgres) echo "$POSTGRES_PORT" ;;
     redis) echo "$REDIS_PORT" ;;
-    kafka) echo "$KAFKA_PORT" ;;
+    kafka) kafka_port 1 ;;
+    kafka-*) kafka_port "${1#kafka-}" ;;
     stripe-mock) echo "$STRIPE_MOCK_PORT" ;;
     smtp) echo "$SMTP_PORT" ;;
   esac
@@ -180,20 +194,104 @@ component_port() {
 
 component_log() {
   case "$1" in
-    stripe-mock) echo "$LOG_DIR/stripe-mock.log" ;;
+    kafka) echo "$LOG_DIR/kafka-1.log" ;;
     *) echo "$LOG_DIR/$1.log" ;;
   esac
 }
 
 is_component() {
   local c
+  [[ "$1" =~ ^kafka-[1-9]$ ]] && return 0
   for c in "${ALL_COMPONENTS[@]}"; do [[ "$c" == "$1" ]] && return 0; done
   return 1
+}
+
+# component_desc NAME: "pid P, port N" for the summary lines; for "kafka" every node's.
+component_desc() {
+  if [[ "$1" != kafka ]]; then
+    echo "pid $(component_pid "$1"), port $(component_port "$1")"
+    return 0
+  fi
+  local n i pids="" ports=""
+  n="$(kafka_count)"
+  for ((i = 1; i <= n; i++)); do
+    pids+="${pids:+ }$(component_pid "kafka-$i")"
+    ports+="${ports:+ }$(kafka_port "$i")"
+  done
+  echo "$n node(s): pids $pids, ports $ports"
 }
 
 # Up means both: our process is alive AND its port answers.
 component_up() {
   [[ -n "$(component_pid "$1")" ]] && port_open "$(component_port "$1")"
+}
+
+# ------------------------------------------------------------------ kafka nodes --
+# KAFKA_BROKERS nodes, each a combined broker + controller; together they are the controller
+# quorum. Node i listens on KAFKA_PORT + 2(i-1) for clients and KAFKA_CONTROLLER_PORT + 2(i-1)
+# for the quorum (defaults: 9092/9093, 9094/9095, 9096/9097). One node is the laptop layout
+# (replication factor 1); three or more are replicated as in production: replication factor 3,
+# min.insync.replicas 2, so one broker may fail and no acknowledged record is lost.
+KAFKA_MAX_BROKERS=9
+KAFKA_BROKERS_FILE="$RUN_DIR/kafka.brokers" # node count of the cluster last started
+
+kafka_port() { echo $((KAFKA_PORT + 2 * ($1 - 1))); }
+kafka_controller_port() { echo $((KAFKA_CONTROLLER_PORT + 2 * ($1 - 1))); }
+kafka_props() { echo "$KAFKA_HOME/server-$1.properties"; }
+kafka_replication() { echo $(($1 >= 3 ? 3 : $1)); }
+kafka_min_isr() { echo $(($1 >= 3 ? 2 : 1)); }
+
+# Each layout keeps its own data: a cluster's topics (replicated) and its quorum of voters
+# cannot be reused by another node count, and switching must not delete anything.
+kafka_layout_dir() {
+  if (($1 == 1)); then echo "$DATA_DIR"; else echo "$DATA_DIR/kafka-$1-brokers"; fi
+}
+kafka_data_dir() {
+  if (($2 == 1)); then echo "$DATA_DIR/kafka"; else echo "$(kafka_layout_dir "$2")/node-$1"; fi
+}
+
+# The node count the running nodes were started with (empty when none is running).
+kafka_running_count() {
+  local n="" f
+  if [[ -r "$KAFKA_BROKERS_FILE" ]]; then read -r n <"$KAFKA_BROKERS_FILE" || true; fi
+  [[ "$n" =~ ^[1-9]$ ]] || n=1 # a broker from before clusters existed: a single node
+  for f in "$RUN_DIR"/kafka-[1-9].pid "$RUN_DIR/kafka.pid"; do
+    [[ -e "$f" ]] || continue
+    f="${f##*/}"
+    f="${f%.pid}"
+    [[ "$f" == kafka ]] && f=kafka-1
+    if [[ -n "$(component_pid "$f")" ]]; then
+      echo "$n"
+      return 0
+    fi
+  done
+  return 0
+}
+
+# Checked here, once: the helpers below run in $(...), where a die would not stop the caller.
+if [[ -n "$KAFKA_BROKERS" ]] && ! [[ "$KAFKA_BROKERS" =~ ^[1-9]$ ]]; then
+  die "KAFKA_BROKERS must be a number from 1 to $KAFKA_MAX_BROKERS, not '$KAFKA_BROKERS'"
+fi
+
+# kafka_count: KAFKA_BROKERS if set, else the running cluster's size, else 1.
+kafka_count() {
+  local n="${KAFKA_BROKERS:-$(kafka_running_count)}"
+  echo "${n:-1}"
+}
+
+# kafka_bootstrap N: the client addresses of every node, comma separated (what the services'
+# KAFKA_BOOTSTRAP_SERVERS takes).
+kafka_bootstrap() {
+  local i list=""
+  for ((i = 1; i <= $1; i++)); do list+="${list:+,}127.0.0.1:$(kafka_port "$i")"; done
+  echo "$list"
+}
+
+# kafka_voters N: the static controller quorum, "1@127.0.0.1:9093,2@127.0.0.1:9095,...".
+kafka_voters() {
+  local i list=""
+  for ((i = 1; i <= $1; i++)); do list+="${list:+,}$i@127.0.0.1:$(kafka_controller_port "$i")"; done
+  echo "$list"
 }
 
 # Serialise up/down runs: two concurrent starts would race on pidfiles and ports.

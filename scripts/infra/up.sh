@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Start the local infrastructure without Docker, installing what is missing.
-#   scripts/infra/up.sh [postgres|redis|kafka|stripe-mock|smtp ...]   (default: all)
+#   scripts/infra/up.sh [postgres|redis|kafka|kafka-<i>|stripe-mock|smtp ...]   (default: all)
+#   KAFKA_BROKERS=3 scripts/infra/up.sh     a 3-node Kafka cluster (replication factor 3)
 # Idempotent: a component whose process is alive and whose port answers is skipped.
+# "kafka" is every node of the cluster; "kafka-<i>" is node i alone (restarting a crashed one).
 # Runtime state lives in <repo>/.infra (data/, logs/, run/, bin/, kafka/).
 set -euo pipefail
 
@@ -83,7 +85,7 @@ port_var() {
   case "$1" in
     postgres) echo POSTGRES_PORT ;;
     redis) echo REDIS_PORT ;;
-    kafka) echo KAFKA_PORT ;;
+    kafka*) echo KAFKA_PORT ;;
     stripe-mock) echo STRIPE_MOCK_PORT ;;
     smtp) echo SMTP_PORT ;;
   esac
@@ -257,58 +259,149 @@ new_cluster_id() {
   echo "$id"
 }
 
-ensure_topics() {
-  local logfile="$1"
-  log "kafka: ensuring topics from ${TOPICS_FILE#"$ROOT"/}"
-  local out
-  out="$(kafka_tool_java EnsureTopics "127.0.0.1:$KAFKA_PORT" 60 6 1 "$TOPICS_FILE" 2>>"$logfile")" ||
-    die "topic setup failed (broker not ready or create error)"
-  log "kafka: $out"
-  touch "$TOPICS_STAMP"
+# cluster_id N: the id every node of the N-node layout is formatted with. Kept in a file;
+# if that is gone but a node's storage remains, the id comes from there (a new one would
+# make the old node refuse to start).
+cluster_id() {
+  local n="$1" idfile meta
+  idfile="$(kafka_layout_dir "$n")/kafka-cluster-id"
+  if [[ ! -s "$idfile" ]]; then
+    mkdir -p "$(dirname "$idfile")"
+    for meta in "$(kafka_layout_dir "$n")"/kafka/meta.properties \
+      "$(kafka_layout_dir "$n")"/node-*/meta.properties; do
+      [[ -f "$meta" ]] && sed -n 's/^cluster\.id=//p' "$meta" >"$idfile" && break
+    done
+    [[ -s "$idfile" ]] || new_cluster_id >"$idfile"
+  fi
+  cat "$idfile"
 }
 
-up_kafka() {
-  local logfile="$LOG_DIR/kafka.log"
-  if check_running kafka 90; then
-    # Warm path: only re-run topic setup when topics.txt changed since last time.
-    if [[ ! -f "$TOPICS_STAMP" || "$TOPICS_FILE" -nt "$TOPICS_STAMP" ]]; then
-      ensure_kafka_runtime "$logfile"
-      ensure_topics "$logfile"
-    fi
-    return 0
-  fi
-  # The broker would die on this only after a few seconds, with a stack trace.
-  if port_open "$KAFKA_CONTROLLER_PORT"; then
-    die "kafka: controller port $KAFKA_CONTROLLER_PORT is already in use" \
+# The stamp holds the node count the topics were last ensured for.
+topics_current() {
+  [[ -f "$TOPICS_STAMP" && ! "$TOPICS_FILE" -nt "$TOPICS_STAMP" &&
+    "$(cat "$TOPICS_STAMP")" == "$1" ]]
+}
+
+ensure_topics() {
+  local logfile="$1" n="$2" out
+  log "kafka: ensuring topics from ${TOPICS_FILE#"$ROOT"/} (replication factor $(kafka_replication "$n"))"
+  out="$(kafka_tool_java EnsureTopics "$(kafka_bootstrap "$n")" 90 "$n" 6 \
+    "$(kafka_replication "$n")" "$TOPICS_FILE" 2>>"$logfile")" ||
+    die "topic setup failed (cluster not ready, a create error, or too few replicas)"
+  log "kafka: $out"
+  echo "$n" >"$TOPICS_STAMP"
+}
+
+# check_kafka_ports N: 2N distinct ports; a clash would only show as a node dying later.
+check_kafka_ports() {
+  local n="$1" i p
+  local -A seen=()
+  for ((i = 1; i <= n; i++)); do
+    for p in "$(kafka_port "$i")" "$(kafka_controller_port "$i")"; do
+      [[ -z "${seen[$p]:-}" ]] || die "kafka: nodes ${seen[$p]} and $i would both use port $p:" \
+        "set KAFKA_PORT and KAFKA_CONTROLLER_PORT at least $((2 * n)) apart"
+      seen[$p]="$i"
+    done
+  done
+}
+
+# start_kafka_node I N: renders node I's properties, formats its storage on first use and
+# starts it in the background (the caller waits for its port).
+start_kafka_node() {
+  local i="$1" n="$2" props logdirs logfile
+  props="$(kafka_props "$i")"
+  logdirs="$(kafka_data_dir "$i" "$n")"
+  logfile="$(component_log "kafka-$i")"
+  if port_open "$(kafka_controller_port "$i")"; then
+    die "kafka-$i: controller port $(kafka_controller_port "$i") is already in use" \
       "(stop that process or set KAFKA_CONTROLLER_PORT)"
   fi
-  ensure_kafka_runtime "$logfile"
-
-  local props="$KAFKA_HOME/server.properties" logdirs="$DATA_DIR/kafka"
-  sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
-    -e "s|@KAFKA_CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
+  sed -e "s|@NODE_ID@|$i|g" \
+    -e "s|@QUORUM_VOTERS@|$(kafka_voters "$n")|g" \
+    -e "s|@KAFKA_PORT@|$(kafka_port "$i")|g" \
+    -e "s|@KAFKA_CONTROLLER_PORT@|$(kafka_controller_port "$i")|g" \
     -e "s|@KAFKA_LOG_DIRS@|$logdirs|g" \
+    -e "s|@REPLICATION_FACTOR@|$(kafka_replication "$n")|g" \
+    -e "s|@MIN_ISR@|$(kafka_min_isr "$n")|g" \
     "$INFRA_SCRIPTS/kafka/server.properties.template" >"$props"
 
   if [[ ! -f "$logdirs/meta.properties" ]]; then
-    local idfile="$DATA_DIR/kafka-cluster-id" cid
-    [[ -s "$idfile" ]] || new_cluster_id >"$idfile"
-    cid="$(<"$idfile")"
-    log "kafka: formatting storage $logdirs (cluster id $cid)"
+    local cid
+    cid="$(cluster_id "$n")"
+    log "kafka-$i: formatting storage $logdirs (cluster id $cid)"
     mkdir -p "$logdirs"
     kafka_tool_java kafka.tools.StorageTool format -t "$cid" -c "$props" >>"$logfile" 2>&1 ||
-      die "kafka storage format failed"
+      die "kafka-$i: storage format failed"
   fi
 
   # G1 with short pauses, as Kafka's own start script does; 512 MiB is plenty here.
-  start_bg kafka "$logfile" java -Xmx512m -Xms256m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+  start_bg "kafka-$i" "$logfile" java -Xmx512m -Xms256m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
     -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
     -Dlog4j.configuration="file:$INFRA_SCRIPTS/kafka/log4j.properties" \
     -cp "$KAFKA_LIBS/*" kafka.Kafka "$props"
-  wait_for_port "$KAFKA_PORT" 90 "$BG_PID" kafka || die "kafka is not listening"
-  # Port open is not enough: the broker must also serve metadata. EnsureTopics
-  # retries a topic listing until it works, then creates what is missing.
-  ensure_topics "$logfile"
+}
+
+# kafka_layout: the node count to bring up; dies if a cluster of another size is running
+# (its nodes would not form one quorum with the new ones). Checked before anything starts.
+KAFKA_N=""
+kafka_layout() {
+  local n running
+  n="$(kafka_count)"
+  running="$(kafka_running_count)"
+  if [[ -n "$running" && "$running" != "$n" ]]; then
+    die "kafka is running with $running node(s), not KAFKA_BROKERS=$n: stop it first" \
+      "(scripts/infra/down.sh kafka; each layout keeps its own data)"
+  fi
+  echo "$n"
+}
+
+up_kafka() {
+  local n="$KAFKA_N" i
+  local -a missing=()
+  for ((i = 1; i <= n; i++)); do
+    CURRENT="kafka-$i"
+    check_running "kafka-$i" 90 || missing+=("$i")
+  done
+  CURRENT=kafka
+  if ((${#missing[@]} == 0)); then
+    RESULT="already up"
+    # Warm path: only re-run topic setup when topics.txt (or the layout) changed.
+    if ! topics_current "$n"; then
+      ensure_kafka_runtime "$(component_log kafka)"
+      ensure_topics "$(component_log kafka)" "$n"
+    fi
+    return 0
+  fi
+  ensure_kafka_runtime "$(component_log kafka)"
+  # All at once: a node of a cluster only opens its port once the quorum has a leader.
+  local -A pids=()
+  for i in "${missing[@]}"; do
+    CURRENT="kafka-$i"
+    start_kafka_node "$i" "$n"
+    pids[$i]="$BG_PID"
+  done
+  echo "$n" >"$KAFKA_BROKERS_FILE"
+  for i in "${missing[@]}"; do
+    CURRENT="kafka-$i"
+    wait_for_port "$(kafka_port "$i")" 90 "${pids[$i]}" "kafka-$i" || die "kafka-$i is not listening"
+  done
+  CURRENT=kafka
+  # Port open is not enough: the cluster must also serve metadata, with every broker
+  # registered. EnsureTopics waits for that, then creates what is missing.
+  ensure_topics "$(component_log kafka)" "$n"
+  RESULT="started ${#missing[@]} of $n node(s)"
+}
+
+# up_kafka_node I: one node of the running (or configured) layout, say after a crash. Topics
+# are not touched: the rest of the cluster may still be down.
+up_kafka_node() {
+  local i="$1" n="$KAFKA_N"
+  ((i <= n)) || die "kafka-$i: the cluster has $n node(s) (KAFKA_BROKERS)"
+  check_running "kafka-$i" 90 && return 0
+  ensure_kafka_runtime "$(component_log "kafka-$i")"
+  start_kafka_node "$i" "$n"
+  echo "$n" >"$KAFKA_BROKERS_FILE"
+  wait_for_port "$(kafka_port "$i")" 90 "$BG_PID" "kafka-$i" || die "kafka-$i is not listening"
   RESULT="started"
 }
 
@@ -384,6 +477,10 @@ main() {
   done
   ensure_dirs
   take_lock
+  if [[ " ${comps[*]} " == *" kafka"* ]]; then
+    KAFKA_N="$(kafka_layout)"
+    check_kafka_ports "$KAFKA_N"
+  fi
 
   local t_all t0 dt summary=""
   t_all="$(now_ms)"
@@ -391,9 +488,12 @@ main() {
     CURRENT="$c"
     RESULT=""
     t0="$(now_ms)"
-    "up_${c//-/_}"
+    case "$c" in
+      kafka-*) up_kafka_node "${c#kafka-}" ;;
+      *) "up_${c//-/_}" ;;
+    esac
     dt=$(($(now_ms) - t0))
-    log "$c: $RESULT (pid $(component_pid "$c"), port $(component_port "$c")) in $(fmt_ms "$dt")"
+    log "$c: $RESULT ($(component_desc "$c")) in $(fmt_ms "$dt")"
     summary+="$c=${RESULT// /-}($(fmt_ms "$dt")) "
   done
   CURRENT=""

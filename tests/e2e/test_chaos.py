@@ -28,7 +28,8 @@ async def test_a_short_chaos_run_ends_quiet_with_zero_violations() -> None:
     assert report is not None
     assert report.ok, report.render()
     assert all(tally.kills[s] >= 1 for s in SERVICES), tally.kills
-    assert "kafka restarted" in tally.infra_restarts
+    # One broker: "kafka restarted"; on a cluster (KAFKA_BROKERS=3): "kafka-<i> killed and ...".
+    assert any(fault.startswith("kafka") for fault in tally.infra_restarts)
     assert "postgres restarted" in tally.infra_restarts
     assert set(tally.poison) == set(ALL_TOPICS)
     assert dead_lettered == len(tally.poison_ids), "poison went missing"

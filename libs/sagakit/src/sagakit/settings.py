@@ -9,8 +9,24 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def bootstrap_addresses(value: str) -> list[str]:
+    """``host:port`` entries of a comma-separated Kafka bootstrap list (a cluster's nodes).
+
+    Spaces and empty entries are dropped (a trailing comma would otherwise become a bogus
+    ``:9092`` address); an entry without a port is an error rather than a silent default.
+    """
+    addresses = [part.strip() for part in value.split(",") if part.strip()]
+    if not addresses:
+        raise ValueError("no Kafka address given (expected host:port[,host:port...])")
+    for address in addresses:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"Kafka address {address!r} is not host:port")
+    return addresses
 
 
 class Topics:
@@ -95,6 +111,12 @@ class ServiceSettings(BaseSettings):
     shutdown_timeout_s: float = Field(default=8.0, validation_alias="SHUTDOWN_TIMEOUT_S")
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     log_format: str = Field(default="text", validation_alias="LOG_FORMAT")
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _bootstrap_list(cls, value: str) -> str:
+        # One string for aiokafka (which splits on commas), normalised and checked here.
+        return ",".join(bootstrap_addresses(value))
 
     @property
     def topics(self) -> Topics:

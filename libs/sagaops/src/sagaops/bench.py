@@ -519,10 +519,9 @@ def main() -> None:
     parser.add_argument("--sweep", default="", help="open loops at these rates, e.g. 50,100,200")
     parser.add_argument("--via", choices=("http", "kafka"), default="http")
     parser.add_argument("--connections", type=int, default=256, help="HTTP connections at most")
-    parser.add_argument("--api", default=os.environ.get("BENCH_API", "http://127.0.0.1:8000"))
-    parser.add_argument(
-        "--inventory", default=os.environ.get("BENCH_INVENTORY", "http://127.0.0.1:8001")
-    )
+    local = Endpoints.from_env()
+    parser.add_argument("--api", default=os.environ.get("BENCH_API", local.api))
+    parser.add_argument("--inventory", default=os.environ.get("BENCH_INVENTORY", local.inventory))
     parser.add_argument(
         "--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,14 @@ TERMINAL_ORDER_STATUSES = {"CONFIRMED", "CANCELLED", "NEEDS_ATTENTION"}
 class Endpoints:
     api: str = "http://127.0.0.1:8000"
     inventory: str = "http://127.0.0.1:8001"
+
+    @classmethod
+    def from_env(cls) -> Endpoints:
+        """The local services at the ports their own settings give them (``<SERVICE>_HTTP_PORT``),
+        so the tools find a second system run on other ports without flags."""
+        api = os.environ.get("ORCHESTRATOR_HTTP_PORT", "8000")
+        inventory = os.environ.get("INVENTORY_HTTP_PORT", "8001")
+        return cls(f"http://127.0.0.1:{api}", f"http://127.0.0.1:{inventory}")
 
 
 class SagaShop:

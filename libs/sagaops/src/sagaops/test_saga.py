@@ -55,8 +55,9 @@ async def _main(endpoints: Endpoints, timeout: float) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--api", default="http://127.0.0.1:8000", help="orchestrator address")
-    parser.add_argument("--inventory", default="http://127.0.0.1:8001", help="inventory address")
+    local = Endpoints.from_env()
+    parser.add_argument("--api", default=local.api, help="orchestrator address")
+    parser.add_argument("--inventory", default=local.inventory, help="inventory address")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per order")
     args = parser.parse_args()
     sys.exit(asyncio.run(_main(Endpoints(args.api, args.inventory), args.timeout)))

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sagakit.settings import bootstrap_addresses
 from sagakit.testing.smtp import SmtpServer, local_mail_dir, smtp_server_process
 
 # stripe-mock's image, the version `make infra-up` builds natively (scripts/infra).
@@ -62,13 +63,16 @@ def local_infra() -> Infra:
     )
 
 
-def _answers(address: str) -> bool:
-    host, _, port = address.split(",")[0].rpartition(":")
-    try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=1):
-            return True
-    except OSError:
-        return False
+def _answers(bootstrap: str) -> bool:
+    """Any node of the bootstrap list accepts a connection (one may be down in a cluster)."""
+    for address in bootstrap_addresses(bootstrap):
+        host, _, port = address.rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=1):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _docker_reachable() -> bool:

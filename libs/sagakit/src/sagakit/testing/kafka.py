@@ -9,20 +9,38 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+TOPIC_ALREADY_EXISTS = 36  # Kafka's error code: fine, a concurrent creator won
+
 
 def unique_name(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
 async def create_topics(bootstrap: str, names: list[str], partitions: int = 3) -> None:
+    """Create topics replicated as the cluster's own are: on a cluster of three or more
+    brokers three replicas (min.insync.replicas comes from the brokers), else one per broker.
+    A failure is raised, never left for auto-creation to paper over."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await admin.create_topics(
-            [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names]
+        brokers = len((await admin.describe_cluster())["brokers"])
+        replication = max(1, min(3, brokers))
+        response = await admin.create_topics(
+            [
+                NewTopic(name, num_partitions=partitions, replication_factor=replication)
+                for name in names
+            ]
         )
     finally:
         await admin.close()
+    # Each entry is (topic, error_code) or, from v1 on, (topic, error_code, error_message).
+    failed = [
+        " ".join(str(part) for part in entry if part is not None)
+        for entry in response.topic_errors
+        if entry[1] not in (0, TOPIC_ALREADY_EXISTS)
+    ]
+    if failed:
+        raise RuntimeError(f"cannot create topics: {'; '.join(failed)}")
 
 
 async def read_topic(
