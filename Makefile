@@ -200,6 +200,12 @@ test-integration: $(if $(filter testcontainers,$(SAGA_TEST_INFRA)),install,infra
 test-e2e: infra-up ## End-to-end tests: the services as real processes
 	@$(UV) run --frozen pytest -m e2e $(PYTEST_ARGS)
 
+PROPS_PROFILE ?= props
+.PHONY: props
+props: install ## Property tests (hypothesis) with many more examples than in make test (HYPOTHESIS_PROFILE=props)
+	@HYPOTHESIS_PROFILE=$(PROPS_PROFILE) $(UV) run --frozen pytest -m unit -k properties \
+	  -p no:cacheprovider $(PYTEST_ARGS)
+
 # --- deployment (see README, "Deploying") -------------------------------------------------------
 
 .PHONY: image
