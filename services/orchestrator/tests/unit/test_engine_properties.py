@@ -9,7 +9,9 @@ it), and checks the saga's invariants after every step.
 
 from __future__ import annotations
 
+import itertools
 import os
+import random
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -177,7 +179,6 @@ class SagaMachine(RuleBasedStateMachine):
         seed=st.integers(0, 2**32 - 1),
     )
     def start(self, compensated: list[bool], seed: int) -> None:
-        import random
 
         self.definition = definition(compensated)
         workflows = WorkflowRegistry()
@@ -216,7 +217,7 @@ class SagaMachine(RuleBasedStateMachine):
                 assert lines, "a status change without a history line"
                 assert lines[0].from_status == before.status
                 assert lines[-1].to_status == after.status
-                for a, b in zip(lines, lines[1:], strict=False):
+                for a, b in itertools.pairwise(lines):
                     assert a.to_status == b.from_status
             if self.terminal is not None:
                 assert after == self.terminal, "a terminal saga changed"

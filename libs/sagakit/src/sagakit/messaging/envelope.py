@@ -124,9 +124,11 @@ class Envelope(Generic[P]):
                 order_id=_uuid_or_none(meta.get(H.ORDER_ID)),
                 step=meta.get(H.STEP) or None,
                 causation_id=_uuid_or_none(meta.get(H.CAUSATION_ID)),
-                timestamp=datetime.fromisoformat(meta[H.TIMESTAMP]),
+                timestamp=_utc(datetime.fromisoformat(meta[H.TIMESTAMP])),
                 traceparent=meta.get(H.TRACEPARENT) or new_traceparent(),
-                deadline=datetime.fromisoformat(meta[H.DEADLINE]) if meta.get(H.DEADLINE) else None,
+                deadline=_utc(datetime.fromisoformat(meta[H.DEADLINE]))
+                if meta.get(H.DEADLINE)
+                else None,
             )
         except ValueError as exc:
             raise UndecodableMessage(f"malformed header: {exc}") from None
@@ -140,6 +142,12 @@ def decode_headers(headers: Headers | None) -> dict[str, str]:
         except UnicodeDecodeError:
             raise UndecodableMessage(f"header {name!r} is not UTF-8") from None
     return out
+
+
+def _utc(value: datetime) -> datetime:
+    """Times travel as UTC: a header without an offset is read as UTC, never as a naive time
+    that would make every comparison with an aware one raise (found by a property test)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def _uuid_or_none(value: str | None) -> uuid.UUID | None:
