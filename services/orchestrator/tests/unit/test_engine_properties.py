@@ -323,14 +323,15 @@ class SagaMachine(RuleBasedStateMachine):
     @rule()
     def operator_retry(self) -> None:
         refused = self.state.status != SagaStatus.COMPENSATION_FAILED
+        # The one way out of a terminal status: an operator retries COMPENSATION_FAILED.
+        terminal, self.terminal = self.terminal, None
         try:
             self.decide(OperatorRetry("ops"))
         except SagaNotRetriable:
             assert refused
+            self.terminal = terminal
             return
         assert not refused
-        # A new attempt: the saga is no longer terminal.
-        self.terminal = None
 
     @rule()
     def operator_cancel(self) -> None:
