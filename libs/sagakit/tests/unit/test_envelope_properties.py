@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from sagakit.errors import PoisonMessage
@@ -32,7 +32,6 @@ envelopes = st.builds(
 )
 
 
-@settings(max_examples=200, deadline=None)
 @given(envelopes)
 def test_encode_decode_is_a_round_trip(envelope: Envelope[DoThing]) -> None:
     decoded = Envelope.from_record(envelope.headers(), envelope.value(), registry)
@@ -64,7 +63,6 @@ values = (
 )
 
 
-@settings(max_examples=300, deadline=None)
 @given(
     headers=st.none() | st.lists(st.tuples(header_names, header_values), max_size=12),
     value=values,
@@ -85,7 +83,6 @@ def test_any_record_is_a_message_or_poison(
 VALID = Envelope(payload=DoThing(name="x", amount=1), saga_id=uuid.uuid4(), step="s")
 
 
-@settings(max_examples=300, deadline=None)
 @given(
     drop=st.sets(st.integers(0, 9)),
     changes=st.dictionaries(st.integers(0, 9), header_values, max_size=3),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from inventory.domain.errors import (
@@ -48,7 +48,6 @@ items = st.lists(
 )
 
 
-@settings(max_examples=500, deadline=None)
 @given(catalog=catalogs, order=items, currency=st.sampled_from(["USD", "EUR"]))
 def test_a_plan_never_oversells_and_is_all_or_nothing(
     catalog: dict[str, Entry], order: list[Item], currency: str

@@ -4,13 +4,12 @@ replies (success, failure, duplicate, late, for another step), deadlines, compen
 operator retries and cancels, and process restarts (the state round-tripped as the store keeps
 it), and checks the saga's invariants after every step.
 
-``make props`` runs it with many more examples (HYPOTHESIS_PROFILE=props).
+``make props`` runs it with many more examples (the profiles are in the root conftest).
 """
 
 from __future__ import annotations
 
 import itertools
-import os
 import random
 import uuid
 from dataclasses import dataclass
@@ -19,7 +18,6 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -51,18 +49,6 @@ from sagakit.messaging.registry import Message
 from sagakit.settings import Topics
 
 pytestmark = pytest.mark.unit
-
-settings.register_profile(
-    "default", max_examples=60, stateful_step_count=40, deadline=None, derandomize=False
-)
-settings.register_profile(
-    "props",
-    max_examples=3000,
-    stateful_step_count=80,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "default")
 
 
 class Do(Message):
@@ -396,5 +382,4 @@ class SagaMachine(RuleBasedStateMachine):
             assert not self.compensated
 
 
-SagaMachine.TestCase.settings = settings.get_profile(PROFILE)
 TestSagaEngine = SagaMachine.TestCase
