@@ -43,7 +43,7 @@ from orchestrator.domain.engine import (
 from orchestrator.domain.saga import SagaState, StepState
 from orchestrator.domain.status import SagaStatus, StepStatus
 from orchestrator.domain.workflow import Compensation, Step, WorkflowDefinition, WorkflowRegistry
-from sagakit.contracts import FailureReply, SuccessReply
+from sagakit.contracts import FailureReply, StepWasDone, SuccessReply
 from sagakit.messaging.envelope import Envelope
 from sagakit.messaging.registry import Message
 from sagakit.settings import Topics
@@ -90,7 +90,7 @@ TIMEOUT_S = 10.0
 POLICY = RetryPolicy(base_s=1.0, cap_s=4.0, max_attempts=3)
 
 
-def definition(compensated: list[bool]) -> WorkflowDefinition:
+def definition(compensated: list[bool | str]) -> WorkflowDefinition:
     return WorkflowDefinition(
         name="prop",
         version=1,
@@ -161,10 +161,13 @@ class Sent:
 
 class SagaMachine(RuleBasedStateMachine):
     @initialize(
-        compensated=st.lists(st.booleans(), min_size=1, max_size=5),
+        # Each step: no compensation, one, or one that is a fence ("fence": the step cannot be
+        # undone, and its participant may answer StepWasDone, as notification does).
+        compensated=st.lists(st.sampled_from([False, True, "fence"]), min_size=1, max_size=5),
         seed=st.integers(0, 2**32 - 1),
     )
-    def start(self, compensated: list[bool], seed: int) -> None:
+    def start(self, compensated: list[bool | str], seed: int) -> None:
+        self.fences = {i for i, kind in enumerate(compensated) if kind == "fence"}
 
         self.definition = definition(compensated)
         workflows = WorkflowRegistry()
@@ -261,6 +264,22 @@ class SagaMachine(RuleBasedStateMachine):
         sent = self.awaited()
         assert sent is not None
         self.decide(ReplyReceived(self.answer(sent, ok)))
+
+    @precondition(
+        lambda self: (
+            self.state.status == SagaStatus.COMPENSATING
+            and self.state.awaiting_message_id is not None
+            and self.state.current_step in self.fences
+        )
+    )
+    @rule()
+    def step_was_done(self) -> None:
+        sent = self.awaited()
+        assert sent is not None
+        assert sent.compensation
+        reply = sent.envelope.reply(StepWasDone(order_id=self.state.order_id))
+        self.replies.append(reply)
+        self.decide(ReplyReceived(reply))
 
     @precondition(lambda self: bool(self.replies))
     @rule(data=st.data())
@@ -383,3 +402,39 @@ class SagaMachine(RuleBasedStateMachine):
 
 
 TestSagaEngine = SagaMachine.TestCase
+
+
+def test_step_was_done_after_a_later_step_ran_parks_the_saga() -> None:
+    """Regression (found by the state machine): an irreversible step answered StepWasDone to
+    its compensation after a later step had failed or been abandoned; the saga went forward
+    and sent the later step's command again (and again, each time it failed)."""
+    engine_definition = definition(["fence", False])
+    workflows = WorkflowRegistry()
+    workflows.register(engine_definition)
+    engine = SagaEngine(workflows, Topics(), retry=POLICY)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    order_id = uuid.uuid4()
+    decision = engine.start(
+        saga_id=uuid.uuid4(),
+        order_id=order_id,
+        definition=engine_definition,
+        context={"order_id": str(order_id)},
+        traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01",
+        now=now,
+        cause="test",
+    )
+
+    def answer_compensation(decision: Decision) -> Decision:
+        command = decision.messages[-1].envelope
+        assert command.step == "s0:compensate"
+        reply = command.reply(StepWasDone(order_id=order_id))
+        return engine.decide(decision.state, ReplyReceived(reply), now)
+
+    decision = engine.decide(decision.state, OperatorCancel("ops", "first"), now)
+    decision = answer_compensation(decision)  # s0 had been done: forward, s1 is sent
+    assert decision.state.status == SagaStatus.RUNNING
+    assert decision.messages[-1].envelope.step == "s1"
+    decision = engine.decide(decision.state, OperatorCancel("ops", "second"), now)
+    decision = answer_compensation(decision)
+    assert decision.state.status == SagaStatus.COMPENSATION_FAILED
+    assert not [m for m in decision.messages if m.envelope.step == "s1"]

@@ -393,9 +393,15 @@ class _Run:
         """The step that timed out had been done after all, and cannot be undone (an email):
         the saga goes forward from it. Only possible while nothing has been undone yet."""
         saga = self.saga
-        step = self.definition.step(saga.current_step)
+        step_position = saga.current_step
+        step = self.definition.step(step_position)
         if any(s.status == StepStatus.COMPENSATED for s in saga.steps):
             self.give_up(cause, f"{step.name} cannot be undone, but earlier steps already were")
+            return
+        if any(s.position > step_position and s.status != StepStatus.PENDING for s in saga.steps):
+            # A later step failed or was abandoned: going forward would run it again (and again,
+            # if it fails again). Found by the engine's property tests.
+            self.give_up(cause, f"{step.name} cannot be undone, but a later step did not succeed")
             return
         saga.current.status = StepStatus.SUCCEEDED
         saga.failure_reason = None
