@@ -203,7 +203,7 @@ test-e2e: infra-up ## End-to-end tests: the services as real processes
 PROPS_PROFILE ?= props
 .PHONY: props
 props: install ## Property tests (hypothesis) with many more examples than in make test (HYPOTHESIS_PROFILE=props)
-	@HYPOTHESIS_PROFILE=$(PROPS_PROFILE) $(UV) run --frozen pytest -m unit -k properties \
+	@HYPOTHESIS_PROFILE=$(PROPS_PROFILE) $(UV) run --frozen pytest -m unit -k properties --timeout=0 \
 	  -p no:cacheprovider $(PYTEST_ARGS)
 
 # --- deployment (see README, "Deploying") -------------------------------------------------------
