@@ -251,3 +251,44 @@ async def test_a_failed_notification_is_not_voided_it_compensates_directly(harne
     )
     await harness.reply(saga_id, NotificationFailed(order_id=order_id, reason="SMTP_REJECTED"))
     assert "VoidOrderConfirmation" not in await harness.command_types(saga_id)
+
+
+async def test_a_saga_on_an_unregistered_definition_version_is_parked_and_the_scheduler_goes_on(
+    harness,
+) -> None:
+    broken = (await harness.place()).saga
+    healthy = (await harness.place()).saga
+    await harness.database.fetchval(
+        "UPDATE sagas SET definition_version = 999 WHERE saga_id = $1 RETURNING 1", broken.saga_id
+    )
+    harness.clock.advance(11)
+    assert await harness.scheduler.tick() == 2  # both deadlines handled, neither blocks the other
+
+    parked = await harness.saga(broken.saga_id)
+    assert parked.status == SagaStatus.COMPENSATION_FAILED
+    assert parked.failure_reason is not None
+    assert "engine error" in parked.failure_reason
+    assert (await harness.order(parked.order_id)).status == OrderStatus.NEEDS_ATTENTION
+    assert "engine_error" in [e.event for e in await harness.history(broken.saga_id)]
+    assert (await harness.saga(healthy.saga_id)).status == SagaStatus.COMPENSATING
+
+
+def _sample(name: str, **labels: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_started_and_finished_sagas_are_counted_by_definition_and_status(harness) -> None:
+    first = await harness.saga((await harness.place()).saga.saga_id)
+    labels = {"definition": first.definition_name, "version": str(first.definition_version)}
+    started = _sample("saga_sagas_started_total", **labels)
+    cancelled = _sample("saga_sagas_finished_total", **labels, status="COMPENSATED")
+    placed = await harness.place()
+    assert _sample("saga_sagas_started_total", **labels) == started + 1
+    harness.clock.advance(9.9 + 0.2)
+    await harness.scheduler.tick()
+    await harness.reply(
+        placed.saga.saga_id, InventoryReleased(order_id=placed.order.order_id, released_lines=1)
+    )
+    assert _sample("saga_sagas_finished_total", **labels, status="COMPENSATED") >= cancelled + 1

@@ -39,3 +39,13 @@ OUTBOX_PENDING = Gauge(
     "Outbox rows the relay found waiting at its last poll (at most the batch size).",
     ["service"],
 )
+SAGAS_STARTED = Counter(
+    "saga_sagas_started_total",
+    "Sagas started (counted at commit), by definition name and version.",
+    ["definition", "version"],
+)
+SAGAS_FINISHED = Counter(
+    "saga_sagas_finished_total",
+    "Sagas that reached a terminal status (counted at commit), by definition, version, status.",
+    ["definition", "version", "status"],
+)

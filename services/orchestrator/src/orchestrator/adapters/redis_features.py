@@ -8,10 +8,11 @@ itself when Redis is back.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import redis.asyncio as aioredis
@@ -88,14 +89,14 @@ class RedisFeatures:
             pipeline.publish(self._channel(order_id), orjson.dumps(body))
         await self._call_pipeline(pipeline)
 
-    async def subscribe(self, order_id: str) -> AsyncIterator[dict[str, Any]]:
-        """Status updates of one order as they happen (raises RedisError if Redis is down)."""
+    @contextlib.asynccontextmanager
+    async def subscription(self, order_id: str) -> AsyncIterator[StatusUpdates]:
+        """Subscribed on entry (raises RedisError if Redis is down): read the order after that,
+        so an update published in between is not lost."""
         pubsub = self._redis.pubsub()
-        await pubsub.subscribe(self._channel(order_id))
         try:
-            async for message in pubsub.listen():
-                if message.get("type") == "message":
-                    yield orjson.loads(message["data"])
+            await pubsub.subscribe(self._channel(order_id))
+            yield StatusUpdates(pubsub)
         finally:
             await pubsub.aclose()  # type: ignore[no-untyped-call]
 
@@ -129,3 +130,19 @@ class RedisFeatures:
 
     def _channel(self, order_id: str) -> str:
         return f"{self._prefix}order-status:{order_id}"
+
+
+class StatusUpdates:
+    """The status updates of one subscribed order."""
+
+    def __init__(self, pubsub: Any) -> None:
+        self._pubsub = pubsub
+
+    async def next(self, timeout: float) -> dict[str, Any] | None:
+        """The next update, or None if none came within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=left)
+            if message is not None and message.get("type") == "message":
+                return cast(dict[str, Any], orjson.loads(message["data"]))
+        return None

@@ -181,6 +181,9 @@ async def order_events(order_id: uuid.UUID, ctx: Ctx) -> Any:
     )
 
 
+SSE_HEARTBEAT_S = 15.0
+
+
 async def _status_stream(ctx: ApiContext, order_id: uuid.UUID) -> AsyncIterator[bytes]:
     async def current() -> dict[str, Any]:
         async with ctx.sessions() as session:
@@ -189,22 +192,31 @@ async def _status_stream(ctx: ApiContext, order_id: uuid.UUID) -> AsyncIterator[
         assert order is not None
         return _order_view(order, saga)
 
-    view = await current()
-    yield _sse(view)
-    if view["status"] != OrderStatus.PENDING:
-        return
+    view: dict[str, Any] | None = None
     try:
-        async for update in ctx.redis.subscribe(str(order_id)):
-            yield _sse(update)
-            if update.get("status") != OrderStatus.PENDING:
-                return
+        # Subscribe first, then read: a final status published in between is then either in
+        # the read or in the subscription, never lost.
+        async with ctx.redis.subscription(str(order_id)) as updates:
+            view = await current()
+            yield _sse(view)
+            while view["status"] == OrderStatus.PENDING:
+                update = await updates.next(SSE_HEARTBEAT_S)
+                if update is None:
+                    yield b": heartbeat\n\n"
+                    continue
+                view = update
+                yield _sse(view)
+            return
     except (RedisError, OSError):
         # Without Redis the stream still works, by polling the database.
         log.info("live status for %s falls back to polling (Redis unavailable)", order_id)
-        while view["status"] == OrderStatus.PENDING:
-            await asyncio.sleep(1.0)
-            view = await current()
+    if view is None:
+        view = await current()
         yield _sse(view)
+    while view["status"] == OrderStatus.PENDING:
+        await asyncio.sleep(1.0)
+        view = await current()
+    yield _sse(view)
 
 
 def _sse(data: dict[str, Any]) -> bytes:

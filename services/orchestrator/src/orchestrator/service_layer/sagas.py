@@ -35,6 +35,7 @@ from orchestrator.domain.saga import SagaState, StepState
 from orchestrator.domain.status import ORDER_STATUS_FOR, SagaStatus
 from orchestrator.domain.workflow import Context, WorkflowDefinition
 from sagakit.messaging.envelope import Envelope
+from sagakit.ops import metrics
 from sagakit.outbox.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -180,9 +181,19 @@ class SagaService:
         )
         for _, outgoing in batch.messages:
             uow.emit(outgoing.topic, outgoing.envelope, extra_headers=outgoing.extra_headers)
+        counts = batch.metric_counts()
+        if counts[0] or counts[1]:
+            uow.after_commit(lambda: _count(*counts))
         if batch.finished and self._on_status_change is not None:
             listener, changes = self._on_status_change, batch.status_changes()
             uow.after_commit(lambda: listener(changes))
+
+
+async def _count(started: list[tuple[str, str]], finished: list[tuple[str, str, str]]) -> None:
+    for definition, version in started:
+        metrics.SAGAS_STARTED.labels(definition, version).inc()
+    for definition, version, status in finished:
+        metrics.SAGAS_FINISHED.labels(definition, version, status).inc()
 
 
 @dataclass
@@ -236,6 +247,18 @@ class _Batch:
                 ):
                     steps.append((saga_id, step))
         return steps
+
+    def metric_counts(self) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]]]:
+        started = [(s.definition_name, str(s.definition_version)) for s in self.created]
+        finished = [
+            (
+                self.latest[saga_id].definition_name,
+                str(self.latest[saga_id].definition_version),
+                str(status),
+            )
+            for saga_id, status in self.finished.items()
+        ]
+        return started, finished
 
     def finished_orders(self) -> list[FinishedOrder]:
         return [
