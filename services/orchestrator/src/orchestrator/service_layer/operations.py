@@ -235,7 +235,7 @@ def record_action(
 ) -> None:
     uow.write(
         "INSERT INTO admin_actions (operator, action, target, reason, outcome, detail)"
-        " VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
+        " VALUES ({0}, {1}, {2}, {3}, {4}, {5}::jsonb)",
         who,
         action,
         target,
