@@ -44,12 +44,12 @@ async def test_sagactl_reads_and_refuses_with_exit_codes(system) -> None:  # typ
     async with httpx.AsyncClient(base_url=system.api) as client:
         placed = (await client.post("/orders", json=ORDER)).json()
 
-    async def completed() -> None:
+    async def finished() -> bool:
         shown = sagactl(system.api, "show", placed["order_id"], "--json")
         assert shown.returncode == 0, shown.stderr
-        assert json.loads(shown.stdout)["status"] in TERMINAL
+        return json.loads(shown.stdout)["status"] in TERMINAL
 
-    await eventually(completed, timeout=20)
+    await eventually(finished, timeout=20, interval=0.3)
     listed = sagactl(system.api, "list", "--customer-id", "cust-sagactl", "--json")
     assert listed.returncode == 0
     assert [s["saga_id"] for s in json.loads(listed.stdout)["sagas"]] == [placed["saga_id"]]
