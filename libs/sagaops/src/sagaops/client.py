@@ -50,7 +50,11 @@ class SagaShop:
         return response.json()
 
     async def saga(self, saga_id: str) -> Any:
-        response = await self.api.get(f"/sagas/{saga_id}")
+        # Saga detail is admin-only; the local default token unless ADMIN_TOKEN says otherwise.
+        token = os.environ.get("ADMIN_TOKEN", "local-admin-token")
+        response = await self.api.get(
+            f"/sagas/{saga_id}", headers={"Authorization": f"Bearer {token}"}
+        )
         response.raise_for_status()
         return response.json()
 

@@ -99,7 +99,11 @@ async def test_an_order_is_accepted_and_its_first_command_is_in_the_outbox(
     assert body["status"] == "PENDING"
     order = (await api.get(f"/orders/{body['order_id']}")).json()
     assert (order["status"], order["saga_id"]) == ("PENDING", body["saga_id"])
-    saga = (await api.get(f"/sagas/{body['saga_id']}")).json()
+    saga = (
+        await api.get(
+            f"/sagas/{body['saga_id']}", headers={"Authorization": "Bearer local-admin-token"}
+        )
+    ).json()
     assert saga["definition"] == {"name": "order", "version": 1}
     assert [s["status"] for s in saga["steps"]] == ["RUNNING", "PENDING", "PENDING"]
     assert saga["history"][0]["event"] == "saga_started"
@@ -143,8 +147,9 @@ async def test_the_rate_limit_answers_429(api) -> None:
 async def test_unknown_ids_answer_404(api) -> None:
     import uuid
 
+    token = {"Authorization": "Bearer local-admin-token"}
     for path in (f"/orders/{uuid.uuid4()}", f"/sagas/{uuid.uuid4()}"):
-        response = await api.get(path)
+        response = await api.get(path, headers=token)
         assert response.status_code == 404
         assert response.json()["error"] == "not_found"
     assert (await api.get("/orders/not-a-uuid")).status_code == 422

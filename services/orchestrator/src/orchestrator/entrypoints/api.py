@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,9 +26,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from orchestrator.adapters.orm import Order, Saga
 from orchestrator.adapters.redis_features import RedisFeatures
 from orchestrator.adapters.repository import OrderRepository, SagaRepository
-from orchestrator.domain.engine import SagaNotRetriable
-from orchestrator.domain.saga import SagaState
-from orchestrator.domain.status import OrderStatus, SagaStatus
+from orchestrator.domain.status import OrderStatus
+from orchestrator.entrypoints import admin_api
+from orchestrator.entrypoints.admin_api import AdminAuthError
 from orchestrator.service_layer.admission import AdmissionControl
 from orchestrator.service_layer.intake import (
     IdempotencyConflict,
@@ -223,85 +222,6 @@ def _sse(data: dict[str, Any]) -> bytes:
     return b"event: status\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-@router.get("/sagas/{saga_id}")
-async def get_saga(saga_id: uuid.UUID, ctx: Ctx) -> JSONResponse:
-    async with ctx.sessions() as session:
-        repo = SagaRepository(session)
-        saga = await repo.get(saga_id)
-        history = await repo.history(saga_id) if saga else []
-    if saga is None:
-        return error(404, "not_found", f"saga {saga_id} not found")
-    return JSONResponse(
-        {
-            **_saga_view(saga),
-            "steps": [
-                {
-                    "position": s.position,
-                    "name": s.name,
-                    "status": s.status,
-                    "command_message_id": str(s.command_message_id)
-                    if s.command_message_id
-                    else None,
-                }
-                for s in saga.steps
-            ],
-            "history": [
-                {
-                    "at": e.at.isoformat(),
-                    "event": e.event,
-                    "step": e.step,
-                    "from_status": e.from_status,
-                    "to_status": e.to_status,
-                    "cause": e.cause,
-                    "detail": e.detail,
-                }
-                for e in history
-            ],
-        }
-    )
-
-
-# --- admin -----------------------------------------------------------------------------------
-
-
-async def require_admin(ctx: Ctx, authorization: Annotated[str | None, Header()] = None) -> None:
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(token, ctx.admin_token):
-        raise AdminAuthError
-
-
-class AdminAuthError(Exception):
-    pass
-
-
-admin = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
-
-
-@admin.get("/sagas")
-async def list_sagas(
-    ctx: Ctx,
-    status: SagaStatus | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> JSONResponse:
-    async with ctx.sessions() as session:
-        sagas = await SagaRepository(session).list_by_status(status, limit=limit, offset=offset)
-    return JSONResponse({"sagas": [_saga_view(s) for s in sagas], "limit": limit, "offset": offset})
-
-
-@admin.post("/sagas/{saga_id}/retry", status_code=202)
-async def retry_saga(saga_id: uuid.UUID, ctx: Ctx) -> JSONResponse:
-    try:
-        async with ctx.uow() as uow:
-            saga = await ctx.sagas.retry_by_operator(uow, saga_id, who="operator (admin API)")
-            await uow.commit()
-    except LookupError:
-        return error(404, "not_found", f"saga {saga_id} not found")
-    except SagaNotRetriable as exc:
-        return error(409, "not_retriable", str(exc))
-    return JSONResponse(_saga_view(saga), status_code=202)
-
-
 # --- views -----------------------------------------------------------------------------------
 
 
@@ -318,23 +238,6 @@ def _order_view(order: Order, saga: Saga | None) -> dict[str, Any]:
         "failure_reason": saga.failure_reason if saga else None,
         "created_at": order.created_at.isoformat() if order.created_at else None,
         "updated_at": order.updated_at.isoformat() if order.updated_at else None,
-    }
-
-
-def _saga_view(saga: Saga | SagaState) -> dict[str, Any]:
-    return {
-        "saga_id": str(saga.saga_id),
-        "order_id": str(saga.order_id),
-        "definition": {"name": saga.definition_name, "version": saga.definition_version},
-        "status": saga.status,
-        "current_step": saga.current_step,
-        "awaiting_step": saga.awaiting_step,
-        "deadline_at": saga.deadline_at.isoformat() if saga.deadline_at else None,
-        "compensation_attempts": saga.compensation_attempts,
-        "next_retry_at": saga.next_retry_at.isoformat() if saga.next_retry_at else None,
-        "failure_reason": saga.failure_reason,
-        "created_at": saga.created_at.isoformat() if saga.created_at else None,
-        "updated_at": saga.updated_at.isoformat() if saga.updated_at else None,
     }
 
 
@@ -383,7 +286,7 @@ class _BodyTooLarge(Exception):
 def install(app: FastAPI, ctx: ApiContext, *, max_body_bytes: int) -> None:
     app.state.api = ctx
     app.include_router(router)
-    app.include_router(admin)
+    app.include_router(admin_api.router)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
