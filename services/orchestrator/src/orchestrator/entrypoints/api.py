@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from sagakit.contracts.types import MAX_ITEMS, Currency
 from sagakit.db.errors import is_retriable_db_error
 from sagakit.errors import InfrastructureError
 from sagakit.messaging.tracing import new_traceparent
+from sagakit.ops.auth import bearer_matches
 from sagakit.outbox.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -253,8 +253,7 @@ async def get_saga(saga_id: uuid.UUID, ctx: Ctx) -> JSONResponse:
 
 
 async def require_admin(ctx: Ctx, authorization: Annotated[str | None, Header()] = None) -> None:
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(token, ctx.admin_token):
+    if not bearer_matches(authorization, ctx.admin_token):
         raise AdminAuthError
 
 
