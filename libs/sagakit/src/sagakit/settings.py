@@ -4,7 +4,7 @@ Each service subclasses ``ServiceSettings`` and adds its own database URL and HT
 service-prefixed variable names (``INVENTORY_DATABASE_URL``), so one `.env` serves all four.
 Settings are built in ``bootstrap()``, never at import time.
 
-Secrets (database and Redis URLs, which carry passwords, the admin token, the Kafka password)
+Secrets (database and Redis URLs, which carry passwords, the admin token)
 are ``SecretStr``: a repr, a log line or an error message shows ``**********``; the code that
 needs the value asks for it with ``get_secret_value()``. A bad setting stops the service at
 startup with one line naming the variable (``settings_error_line``), never a traceback.
@@ -89,13 +89,6 @@ class ServiceSettings(BaseSettings):
     database_url: SecretStr = SecretStr(
         "postgresql+asyncpg://sagatest:sagatest@127.0.0.1:5432/sagatest"
     )
-    # TLS to PostgreSQL: libpq's sslmode names (disable: none; require: encrypted, any
-    # certificate; verify-ca / verify-full: the server's certificate checked against the CA file,
-    # verify-full also checks the host name).
-    db_sslmode: Literal["disable", "require", "verify-ca", "verify-full"] = Field(
-        default="disable", validation_alias="DB_SSLMODE"
-    )
-    db_ssl_ca_file: str = Field(default="", validation_alias="DB_SSL_CA_FILE")
     http_host: str = Field(default="127.0.0.1", validation_alias="HTTP_HOST")
     http_port: int = Field(default=8000, ge=1, le=65_535)
     # Bearer token of the admin endpoints (orchestrator's /admin/..., inventory's catalog writes).
@@ -117,20 +110,6 @@ class ServiceSettings(BaseSettings):
     kafka_request_timeout_ms: int = Field(
         default=15_000, validation_alias="KAFKA_REQUEST_TIMEOUT_MS"
     )
-
-    # Kafka security for a managed broker: PLAINTEXT locally; SASL_SSL (with PLAIN or SCRAM) for
-    # most managed clusters. The CA file checks the broker's certificate (empty: system CAs).
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
-        default="PLAINTEXT", validation_alias="KAFKA_SECURITY_PROTOCOL"
-    )
-    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
-        default="PLAIN", validation_alias="KAFKA_SASL_MECHANISM"
-    )
-    kafka_sasl_username: str = Field(default="", validation_alias="KAFKA_SASL_USERNAME")
-    kafka_sasl_password: SecretStr = Field(
-        default=SecretStr(""), validation_alias="KAFKA_SASL_PASSWORD"
-    )
-    kafka_ssl_cafile: str = Field(default="", validation_alias="KAFKA_SSL_CAFILE")
 
     # May carry a password (redis://:PASSWORD@host:6379/0; rediss:// for TLS).
     redis_url: SecretStr = Field(
@@ -181,13 +160,6 @@ class ServiceSettings(BaseSettings):
             )
         if not token.strip():
             raise SettingsError("ADMIN_TOKEN is empty: set a token (any APP_ENV)")
-        if self.kafka_security_protocol.startswith("SASL") and not self.kafka_sasl_username:
-            raise SettingsError(
-                f"KAFKA_SASL_USERNAME is needed with "
-                f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol}"
-            )
-        if self.db_sslmode.startswith("verify") and not self.db_ssl_ca_file:
-            raise SettingsError(f"DB_SSL_CA_FILE is needed with DB_SSLMODE={self.db_sslmode}")
         return self
 
     @property
