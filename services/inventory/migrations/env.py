@@ -4,4 +4,4 @@ from inventory.adapters.orm import Base
 from inventory.settings import Settings
 from sagakit.db.migrations import database_url_for, run_env
 
-run_env(Base.metadata, database_url_for(Settings().database_url))
+run_env(Base.metadata, database_url_for(Settings().database_url.get_secret_value()))

@@ -3,14 +3,44 @@
 Each service subclasses ``ServiceSettings`` and adds its own database URL and HTTP port under
 service-prefixed variable names (``INVENTORY_DATABASE_URL``), so one `.env` serves all four.
 Settings are built in ``bootstrap()``, never at import time.
+
+Secrets (database and Redis URLs, which carry passwords, the admin token)
+are ``SecretStr``: a repr, a log line or an error message shows ``**********``; the code that
+needs the value asks for it with ``get_secret_value()``. A bad setting stops the service at
+startup with one line naming the variable (``settings_error_line``), never a traceback.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The admin token of a laptop. Anywhere but ``APP_ENV=local`` a service refuses to start with it.
+DEFAULT_ADMIN_TOKEN = "local-admin-token"
+LOCAL_ENV = "local"
+
+# The HTTP port of every service, bounded (subclasses repeat it with their own alias).
+MIN_PORT, MAX_PORT = 1, 65_535
+
+
+class SettingsError(ValueError):
+    """A setting that is well formed on its own but wrong (with others, or for the environment).
+
+    Raised inside a validator, so pydantic reports it as a ``ValidationError``; the message names
+    the variable(s).
+    """
+
+
+def settings_error_line(exc: ValidationError) -> str:
+    """One line naming each bad variable and why; never the values (they may be secrets)."""
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = ".".join(str(part) for part in error["loc"])
+        msg = str(error["msg"]).removeprefix("Value error, ")
+        parts.append(f"{loc.upper()}: {msg}" if loc else msg)
+    return "invalid settings: " + "; ".join(parts)
 
 
 def bootstrap_addresses(value: str) -> list[str]:
@@ -69,9 +99,18 @@ class ServiceSettings(BaseSettings):
 
     # Names the consumer group and the relay's lock: every replica of a service shares it.
     service_name: ClassVar[str] = "service"
-    database_url: str = "postgresql+asyncpg://sagatest:sagatest@127.0.0.1:5432/sagatest"
+    # "local" (a laptop, `make demo`, the tests): the default admin token is accepted. Any other
+    # value (staging, production, ...): a service refuses to start without a token of its own.
+    app_env: str = Field(default=LOCAL_ENV, min_length=1, validation_alias="APP_ENV")
+    database_url: SecretStr = SecretStr(
+        "postgresql+asyncpg://sagatest:sagatest@127.0.0.1:5432/sagatest"
+    )
     http_host: str = Field(default="127.0.0.1", validation_alias="HTTP_HOST")
-    http_port: int = 8000
+    http_port: int = Field(default=8000, ge=1, le=65_535)
+    # Bearer token of the admin endpoints (orchestrator's /admin/..., inventory's catalog writes).
+    admin_token: SecretStr = Field(
+        default=SecretStr(DEFAULT_ADMIN_TOKEN), validation_alias="ADMIN_TOKEN"
+    )
 
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS"
@@ -88,7 +127,10 @@ class ServiceSettings(BaseSettings):
         default=15_000, validation_alias="KAFKA_REQUEST_TIMEOUT_MS"
     )
 
-    redis_url: str = Field(default="redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
+    # May carry a password (redis://:PASSWORD@host:6379/0; rediss:// for TLS).
+    redis_url: SecretStr = Field(
+        default=SecretStr("redis://127.0.0.1:6379/0"), validation_alias="REDIS_URL"
+    )
 
     # Connections of the hot path (asyncpg): one per partition handled at once, plus the side
     # transactions (claims, gateway records, the scheduler, intake), reused, never per message.
@@ -109,8 +151,32 @@ class ServiceSettings(BaseSettings):
     outbox_batch_size: int = Field(default=500, validation_alias="OUTBOX_BATCH_SIZE")
 
     shutdown_timeout_s: float = Field(default=8.0, validation_alias="SHUTDOWN_TIMEOUT_S")
-    log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
-    log_format: str = Field(default="text", validation_alias="LOG_FORMAT")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", validation_alias="LOG_LEVEL"
+    )
+    log_format: Literal["text", "json"] = Field(default="text", validation_alias="LOG_FORMAT")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", "app_env", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _secure_outside_local(self) -> ServiceSettings:
+        token = self.admin_token.get_secret_value()
+        if self.app_env != LOCAL_ENV and token.strip() in ("", DEFAULT_ADMIN_TOKEN):
+            raise SettingsError(
+                f"ADMIN_TOKEN must be set to a secret of your own when APP_ENV={self.app_env} "
+                f"(the default and an empty token are accepted only with APP_ENV={LOCAL_ENV})"
+            )
+        if not token.strip():
+            raise SettingsError("ADMIN_TOKEN is empty: set a token (any APP_ENV)")
+        return self
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -17,6 +17,12 @@ TERMINAL_ORDER_STATUSES = {"CONFIRMED", "CANCELLED", "NEEDS_ATTENTION"}
 class Endpoints:
     api: str = "http://127.0.0.1:8000"
     inventory: str = "http://127.0.0.1:8001"
+    # The catalog writes need the admin token; the same variable the services read.
+    admin_token: str = field(default_factory=lambda: admin_token_from_env())
+
+
+def admin_token_from_env() -> str:
+    return os.environ.get("ADMIN_TOKEN", "local-admin-token")
 
     @classmethod
     def from_env(cls) -> Endpoints:
@@ -31,7 +37,11 @@ class SagaShop:
     def __init__(self, endpoints: Endpoints, *, timeout: float = 10.0) -> None:
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
         self.api = httpx.AsyncClient(base_url=endpoints.api, timeout=timeout, limits=limits)
-        self.inventory = httpx.AsyncClient(base_url=endpoints.inventory, timeout=timeout)
+        self.inventory = httpx.AsyncClient(
+            base_url=endpoints.inventory,
+            timeout=timeout,
+            headers={"Authorization": f"Bearer {endpoints.admin_token}"},
+        )
 
     async def close(self) -> None:
         await self.api.aclose()

@@ -16,5 +16,7 @@ def bootstrap(settings: Settings | None = None) -> Service:
         topics=[settings.topics.commands("inventory")],
     )
     service.consumer.handle_batches(COMMANDS, make_batch_handler(settings.topics))
-    service.app.include_router(catalog_router(service.session_factory))
+    service.app.include_router(
+        catalog_router(service.session_factory, admin_token=settings.admin_token.get_secret_value())
+    )
     return service

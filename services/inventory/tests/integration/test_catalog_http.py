@@ -21,7 +21,11 @@ async def client(inventory_sessions, inventory_url):
     service = bootstrap(Settings(database_url=inventory_url))
     transport = httpx.ASGITransport(app=service.app)
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://inventory") as client:
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://inventory",
+            headers={"Authorization": "Bearer local-admin-token"},
+        ) as client:
             yield client
     finally:
         await service.engine.dispose()
@@ -145,3 +149,24 @@ async def test_restock_quantity_must_be_a_positive_integer(client, quantity) -> 
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "quantity"]
     assert (await client.get("/products/widget")).json()["available"] == 10
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "Bearer wrong",
+        "Basic local-admin-token",
+        "Bearer local-admin-tokén".encode("latin-1"),
+        "Bearer ",
+    ],
+)
+async def test_catalog_writes_need_the_admin_token(client, authorization) -> None:
+    headers = {"Authorization": authorization} if authorization is not None else {}
+    client.headers.pop("Authorization")
+    created = await client.post("/products", json=WIDGET, headers=headers)
+    restocked = await client.post("/products/widget/stock", json={"quantity": 1}, headers=headers)
+
+    assert created.status_code == restocked.status_code == 401
+    assert created.headers["WWW-Authenticate"] == "Bearer"
+    assert (await client.get("/products")).json() == []

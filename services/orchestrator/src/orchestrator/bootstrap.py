@@ -47,7 +47,7 @@ def bootstrap(
         topics=[topics.orders, *sorted(topics.name(t) for t in workflows.reply_topics)],
     )
     redis = RedisFeatures(
-        settings.redis_url,
+        settings.redis_url.get_secret_value(),
         rate_limit_per_minute=settings.rate_limit_per_minute,
         idempotency_ttl_s=settings.idempotency_ttl_s,
         prefix=settings.kafka_topic_prefix,
@@ -102,7 +102,7 @@ def bootstrap(
             sagas=sagas,
             admission=admission,
             redis=redis,
-            admin_token=settings.admin_token,
+            admin_token=settings.admin_token.get_secret_value(),
         ),
         max_body_bytes=settings.order_max_body_bytes,
     )

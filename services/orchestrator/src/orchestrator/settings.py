@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
-from sagakit.settings import ServiceSettings
+from sagakit.settings import MAX_PORT, MIN_PORT, ServiceSettings
 
 
 class Settings(ServiceSettings):
     service_name: ClassVar[str] = "orchestrator"
-    database_url: str = Field(
-        default="postgresql+asyncpg://orchestrator:orchestrator@127.0.0.1:5432/orchestrator",
+    database_url: SecretStr = Field(
+        default=SecretStr(
+            "postgresql+asyncpg://orchestrator:orchestrator@127.0.0.1:5432/orchestrator"
+        ),
         validation_alias="ORCHESTRATOR_DATABASE_URL",
     )
-    http_port: int = Field(default=8000, validation_alias="ORCHESTRATOR_HTTP_PORT")
+    http_port: int = Field(
+        default=8000, ge=MIN_PORT, le=MAX_PORT, validation_alias="ORCHESTRATOR_HTTP_PORT"
+    )
 
     step_timeout_s: float = Field(default=30.0, validation_alias="SAGA_STEP_TIMEOUT_S")
     # Workflow factories a deployment adds, "module:function" comma separated (workflow_plugins).
@@ -37,7 +41,6 @@ class Settings(ServiceSettings):
     # /orders answers 503 with Retry-After and the orders topic waits (see admission.py).
     max_in_flight: int = Field(default=500, ge=1, validation_alias="SAGA_MAX_IN_FLIGHT")
 
-    admin_token: str = Field(default="local-admin-token", validation_alias="ADMIN_TOKEN")
     order_max_body_bytes: int = Field(default=65_536, validation_alias="ORDER_MAX_BODY_BYTES")
     rate_limit_per_minute: int = Field(default=600, validation_alias="RATE_LIMIT_PER_MINUTE")
     idempotency_ttl_s: int = Field(default=86_400, validation_alias="IDEMPOTENCY_TTL_S")

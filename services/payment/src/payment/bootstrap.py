@@ -31,7 +31,7 @@ def bootstrap(settings: Settings | None = None) -> Service:
 def build_gateway(settings: Settings, database: Database) -> PaymentGateway:
     if settings.payment_gateway == "stripe":
         return StripeGateway(
-            api_key=settings.stripe_api_key,
+            api_key=settings.stripe_api_key.get_secret_value(),
             api_base=settings.stripe_api_base,
             timeout_s=settings.payment_gateway_timeout_s,
         )

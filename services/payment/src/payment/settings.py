@@ -4,25 +4,29 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
-from sagakit.settings import ServiceSettings
+from sagakit.settings import MAX_PORT, MIN_PORT, ServiceSettings
 
 
 class Settings(ServiceSettings):
     service_name: ClassVar[str] = "payment"
-    database_url: str = Field(
-        default="postgresql+asyncpg://payment:payment@127.0.0.1:5432/payment",
+    database_url: SecretStr = Field(
+        default=SecretStr("postgresql+asyncpg://payment:payment@127.0.0.1:5432/payment"),
         validation_alias="PAYMENT_DATABASE_URL",
     )
-    http_port: int = Field(default=8002, validation_alias="PAYMENT_HTTP_PORT")
+    http_port: int = Field(
+        default=8002, ge=MIN_PORT, le=MAX_PORT, validation_alias="PAYMENT_HTTP_PORT"
+    )
 
     # "local": outcomes follow Stripe's test payment methods, recorded in this database;
     # "stripe": Stripe's API (stripe-mock locally).
     payment_gateway: Literal["local", "stripe"] = Field(
         default="local", validation_alias="PAYMENT_GATEWAY"
     )
-    stripe_api_key: str = Field(default="sk_test_123", validation_alias="STRIPE_API_KEY")
+    stripe_api_key: SecretStr = Field(
+        default=SecretStr("sk_test_123"), validation_alias="STRIPE_API_KEY"
+    )
     stripe_api_base: str = Field(
         default="http://127.0.0.1:12111", validation_alias="STRIPE_API_BASE"
     )

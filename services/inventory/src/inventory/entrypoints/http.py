@@ -1,7 +1,8 @@
 """The catalog HTTP API, served on the service's HTTP port beside the probes.
 
 ``POST /products`` adds a product, ``POST /products/{id}/stock`` restocks it, ``GET /products``
-and ``GET /products/{id}`` read price and stock (available and reserved).
+and ``GET /products/{id}`` read price and stock (available and reserved). The writes need the admin
+token (``Authorization: Bearer <ADMIN_TOKEN>``); the reads are public.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI must see the dependency annotations of
@@ -10,7 +11,7 @@ and ``GET /products/{id}`` read price and stock (available and reserved).
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, Header, HTTPException, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,6 +21,7 @@ from inventory.domain.catalog import NewProduct
 from inventory.domain.errors import ProductAlreadyExists, ProductNotFound
 from inventory.service_layer import catalog
 from sagakit.contracts.types import Currency, ProductId
+from sagakit.ops.auth import bearer_matches
 
 MAX_PRICE_CENTS = 1_000_000_000
 MAX_STOCK = 1_000_000_000
@@ -54,7 +56,9 @@ class ProductOut(BaseModel):
     reserved: int
 
 
-def catalog_router(session_factory: async_sessionmaker[AsyncSession]) -> APIRouter:
+def catalog_router(
+    session_factory: async_sessionmaker[AsyncSession], *, admin_token: str
+) -> APIRouter:
     # Plain JSONResponse: the routes have response models, which FastAPI serialises itself
     # (the app's default ORJSONResponse is deprecated by FastAPI and warns on every request).
     router = APIRouter(prefix="/products", tags=["catalog"], default_response_class=JSONResponse)
@@ -65,7 +69,19 @@ def catalog_router(session_factory: async_sessionmaker[AsyncSession]) -> APIRout
 
     Repository = Annotated[InventoryRepository, Depends(repository)]
 
-    @router.post("", status_code=status.HTTP_201_CREATED, response_model=ProductOut)
+    async def require_admin(authorization: Annotated[str | None, Header()] = None) -> None:
+        if not bearer_matches(authorization, admin_token):
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                detail="catalog writes need 'Authorization: Bearer <ADMIN_TOKEN>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    admin = [Depends(require_admin)]
+
+    @router.post(
+        "", status_code=status.HTTP_201_CREATED, response_model=ProductOut, dependencies=admin
+    )
     async def add_product(body: ProductIn, repo: Repository) -> ProductOut:
         new = NewProduct(body.product_id, body.name, body.price, body.currency, body.stock)
         try:
@@ -74,7 +90,7 @@ def catalog_router(session_factory: async_sessionmaker[AsyncSession]) -> APIRout
             raise HTTPException(status.HTTP_409_CONFLICT, detail=exc.message) from None
         return ProductOut.model_validate(product)
 
-    @router.post("/{product_id}/stock", response_model=ProductOut)
+    @router.post("/{product_id}/stock", response_model=ProductOut, dependencies=admin)
     async def restock(product_id: str, body: RestockIn, repo: Repository) -> ProductOut:
         try:
             product = await catalog.restock(repo, product_id, body.quantity)

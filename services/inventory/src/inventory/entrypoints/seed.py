@@ -65,7 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     settings = Settings()
-    return asyncio.run(run(settings.database_url, reset=args.reset, products=SAMPLE_CATALOG))
+    return asyncio.run(
+        run(settings.database_url.get_secret_value(), reset=args.reset, products=SAMPLE_CATALOG)
+    )
 
 
 if __name__ == "__main__":

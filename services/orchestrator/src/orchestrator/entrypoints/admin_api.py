@@ -5,7 +5,6 @@ cancel and retry. Every action is audited in ``admin_actions``; the operator is 
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
@@ -18,6 +17,7 @@ from orchestrator.domain.engine import SagaNotCancellable, SagaNotRetriable
 from orchestrator.domain.saga import SagaState
 from orchestrator.domain.status import SagaStatus
 from orchestrator.service_layer.operations import Operations, SagaFilter
+from sagakit.ops.auth import bearer_matches
 
 
 class AdminAuthError(Exception):
@@ -112,8 +112,7 @@ def _ctx(request: Request) -> Any:
 async def require_admin(
     request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> None:
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(token, _ctx(request).admin_token):
+    if not bearer_matches(authorization, _ctx(request).admin_token):
         raise AdminAuthError
 
 

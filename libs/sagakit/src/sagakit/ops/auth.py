@@ -1,0 +1,17 @@
+"""Bearer tokens of the admin endpoints, compared in constant time."""
+
+from __future__ import annotations
+
+import hmac
+
+
+def bearer_matches(authorization: str | None, expected: str) -> bool:
+    """True when ``authorization`` is ``Bearer <expected>``.
+
+    ``hmac.compare_digest`` on bytes: constant time, and a header with non-ASCII characters is
+    simply wrong (comparing such ``str`` values raises ``TypeError``, a 500).
+    """
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not expected:
+        return False
+    return hmac.compare_digest(token.encode("utf-8"), expected.encode("utf-8"))
