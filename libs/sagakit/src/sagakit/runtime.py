@@ -226,10 +226,12 @@ def _on_signal(stopping: asyncio.Event, sig: signal.Signals) -> None:
 def main(bootstrap: Callable[[], Service]) -> None:
     """Entry point body for ``python -m <service>``: logging, bootstrap, run."""
     from sagakit.ops.logging import configure_logging
+    from sagakit.telemetry import configure_tracing
 
     service = bootstrap()
     s = service.settings
     configure_logging(s.service_name, level=s.log_level, fmt=s.log_format)
+    configure_tracing(s.service_name)  # only when OTEL_EXPORTER_OTLP_ENDPOINT is set
     # uvloop: about a third less CPU per database round trip and per HTTP request here.
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(run_service(service))

@@ -55,3 +55,19 @@ def test_hops_through_traceparent_make_one_connected_trace(
     assert parent_of["consume"] == spans["produce"].context.span_id
     assert parent_of["reply"] == spans["consume"].context.span_id
     assert ids == (trace_id(incoming), format(spans["consume"].context.span_id, "016x"))
+
+
+def test_json_log_lines_carry_service_and_trace_ids(exporter: InMemorySpanExporter) -> None:
+    import logging
+
+    import orjson
+
+    from sagakit.ops.logging import JsonFormatter
+
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "hello", None, None)
+    incoming = new_traceparent()
+    with telemetry.span_from_traceparent("work", incoming):
+        line = orjson.loads(JsonFormatter("payment").format(record))
+    assert line["service"] == "payment"
+    assert line["trace_id"] == trace_id(incoming)
+    assert len(line["span_id"]) == 16
