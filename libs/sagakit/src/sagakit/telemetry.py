@@ -79,3 +79,19 @@ def current_ids() -> tuple[str, str] | None:
     if not ctx.is_valid:
         return None
     return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+
+
+def record_spans(
+    name: str,
+    traceparents: list[str],
+    start_ns: int,
+    end_ns: int,
+    *,
+    kind: trace.SpanKind = trace.SpanKind.CONSUMER,
+) -> None:
+    """One finished span per record, each the child of that record's traceparent (a batch
+    handled in one transaction: the records share its start and end). Call only when on."""
+    tracer = trace.get_tracer("sagakit")
+    for traceparent in traceparents:
+        parent = _PROPAGATOR.extract({"traceparent": traceparent})
+        tracer.start_span(name, context=parent, kind=kind, start_time=start_ns).end(end_ns)

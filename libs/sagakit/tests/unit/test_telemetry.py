@@ -71,3 +71,20 @@ def test_json_log_lines_carry_service_and_trace_ids(exporter: InMemorySpanExport
     assert line["service"] == "payment"
     assert line["trace_id"] == trace_id(incoming)
     assert len(line["span_id"]) == 16
+
+
+def test_consumed_records_become_spans_in_their_own_traces(
+    exporter: InMemorySpanExporter,
+) -> None:
+    exporter.clear()
+    first, second = new_traceparent(), new_traceparent()
+    telemetry.record_spans("consume g", [first, second], 1_000, 2_000)
+    spans = exporter.get_finished_spans()
+    assert [format(s.context.trace_id, "032x") for s in spans] == [
+        trace_id(first),
+        trace_id(second),
+    ]
+    assert [format(s.parent.span_id, "016x") for s in spans if s.parent] == [
+        first.split("-")[2],
+        second.split("-")[2],
+    ]
