@@ -1,6 +1,7 @@
 """The public order API: bad input answers 4xx with a clear message and starts nothing;
 Idempotency-Key replays; look-ups; admin authentication."""
 
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
@@ -11,6 +12,7 @@ from sqlalchemy import func, select
 from orchestrator.adapters.orm import Order, Saga
 from orchestrator.bootstrap import bootstrap
 from orchestrator.settings import Settings
+from sagakit.messaging.tracing import trace_id
 from sagakit.outbox.tables import OutboxMessage
 from sagakit.testing.kafka import unique_name
 
@@ -108,6 +110,18 @@ async def test_an_order_is_accepted_and_its_first_command_is_in_the_outbox(
     assert [s["status"] for s in saga["steps"]] == ["RUNNING", "PENDING", "PENDING"]
     assert saga["history"][0]["event"] == "saga_started"
     assert await count(orchestrator_sessions, OutboxMessage) == 1
+
+
+async def test_an_order_joins_the_callers_trace(api, orchestrator_sessions) -> None:
+    caller = "00-" + "c" * 32 + "-" + "d" * 16 + "-01"
+    response = await api.post("/orders", json=VALID, headers={"traceparent": caller})
+    assert response.status_code == 202
+    saga_id = uuid.UUID(response.json()["saga_id"])
+    async with orchestrator_sessions() as session:
+        saga = await session.get(Saga, saga_id)
+    assert saga is not None
+    assert trace_id(saga.traceparent) == "c" * 32
+    assert saga.traceparent != caller  # a span of its own in the caller's trace
 
 
 async def test_the_same_idempotency_key_places_one_order(api, orchestrator_sessions) -> None:

@@ -51,6 +51,7 @@ from sagakit.messaging.registry import MessageRegistry
 from sagakit.ops import metrics
 from sagakit.outbox.store import INBOX_PRIMARY_KEY, InboxEntry
 from sagakit.outbox.unit_of_work import UnitOfWork
+from sagakit.telemetry import record_spans, tracing_enabled
 
 log = logging.getLogger(__name__)
 
@@ -373,12 +374,20 @@ class Consumer:
         work was rolled back, and the handlers' outside effects (gateway, SMTP) are
         idempotent on the business key, as they are for re-sent commands.
         """
+        started_ns = time.time_ns() if tracing_enabled() else 0
         try:
             fresh = await self._run(items, inbox_first=False)
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name != INBOX_PRIMARY_KEY:
                 raise
             fresh = await self._run(items, inbox_first=True)
+        if started_ns:  # tracing on: one consumer span per handled record, in its saga's trace
+            record_spans(
+                f"consume {self._group_id}",
+                [i.envelope.traceparent for i in fresh],
+                started_ns,
+                time.time_ns(),
+            )
         for item in fresh:
             metrics.MESSAGES_CONSUMED.labels(
                 item.tp.topic, item.envelope.message_type, "handled"

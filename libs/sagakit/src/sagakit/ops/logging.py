@@ -8,15 +8,25 @@ import time
 
 import orjson
 
+from sagakit.telemetry import current_ids
+
 
 class JsonFormatter(logging.Formatter):
+    def __init__(self, service: str = "") -> None:
+        super().__init__()
+        self.service = service
+
     def format(self, record: logging.LogRecord) -> str:
         data = {
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname,
+            "service": self.service,
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        ids = current_ids()  # None (no cost) unless tracing is on
+        if ids is not None:
+            data["trace_id"], data["span_id"] = ids
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(data).decode()
@@ -51,7 +61,7 @@ class RepeatFilter(logging.Filter):
 def configure_logging(service: str, *, level: str = "INFO", fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
-        handler.setFormatter(JsonFormatter())
+        handler.setFormatter(JsonFormatter(service))
     else:
         handler.setFormatter(
             logging.Formatter(f"%(asctime)s %(levelname)-5s {service} %(name)s: %(message)s")

@@ -17,6 +17,7 @@ import orjson
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
+from opentelemetry.trace import SpanKind
 from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
@@ -43,8 +44,8 @@ from sagakit.contracts.orders import Email
 from sagakit.contracts.types import MAX_ITEMS, Currency
 from sagakit.db.errors import is_retriable_db_error
 from sagakit.errors import InfrastructureError
-from sagakit.messaging.tracing import new_traceparent
 from sagakit.outbox.unit_of_work import UnitOfWork
+from sagakit.telemetry import span_from_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,10 @@ router = APIRouter()
 
 @router.post("/orders", status_code=202)
 async def place_order(
-    body: OrderRequest, ctx: Ctx, idempotency_key: IdempotencyKey = None
+    body: OrderRequest,
+    ctx: Ctx,
+    idempotency_key: IdempotencyKey = None,
+    traceparent: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
     request = PlaceOrder(order_id=uuid.uuid4(), **body.model_dump())
     if idempotency_key is not None:
@@ -122,9 +126,16 @@ async def place_order(
             headers={"Retry-After": str(ctx.redis.rate_window_left_s())},
         )
     try:
-        placed = await ctx.intake.place(
-            Placement(request, idempotency_key, source="api", traceparent=new_traceparent())
-        )
+        # The caller's trace (W3C traceparent header) is honoured; without one a trace starts here.
+        with span_from_traceparent(
+            "POST /orders",
+            traceparent,
+            kind=SpanKind.SERVER,
+            attributes={"order_id": str(request.order_id)},
+        ) as saga_traceparent:
+            placed = await ctx.intake.place(
+                Placement(request, idempotency_key, source="api", traceparent=saga_traceparent)
+            )
     except IdempotencyConflict as exc:
         return error(422, exc.code, str(exc))
     response = _placed_body(placed)

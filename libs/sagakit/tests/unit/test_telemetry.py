@@ -1,0 +1,90 @@
+"""One order, one connected trace: spans chained only through traceparent strings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from sagakit import telemetry
+from sagakit.messaging.tracing import new_traceparent, trace_id
+
+
+def _produce(traceparent: str) -> str:
+    with telemetry.span_from_traceparent("produce", traceparent, kind=SpanKind.PRODUCER) as header:
+        return header
+
+
+@pytest.fixture(scope="module")
+def exporter() -> Iterator[InMemorySpanExporter]:
+    memory = InMemorySpanExporter()
+    assert telemetry.configure_tracing("test", exporter=memory)
+    yield memory
+    telemetry._enabled = False
+
+
+def test_off_derives_child_traceparent_without_spans(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(telemetry, "_enabled", False)
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    assert not telemetry.configure_tracing("test")
+    incoming = new_traceparent()
+    with telemetry.span_from_traceparent("x", incoming) as outgoing:
+        assert trace_id(outgoing) == trace_id(incoming)
+        assert telemetry.current_ids() is None
+
+
+def test_hops_through_traceparent_make_one_connected_trace(
+    exporter: InMemorySpanExporter,
+) -> None:
+    exporter.clear()
+    incoming = new_traceparent()  # the client's header
+    with telemetry.span_from_traceparent("POST /orders", incoming, kind=SpanKind.SERVER) as tp1:
+        header = _produce(tp1)
+    # another process: only the Kafka header crosses
+    with telemetry.span_from_traceparent("consume", header, kind=SpanKind.CONSUMER) as tp2:
+        ids = telemetry.current_ids()
+        with telemetry.span_from_traceparent("reply", tp2, kind=SpanKind.PRODUCER):
+            pass
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert set(spans) == {"POST /orders", "produce", "consume", "reply"}
+    assert {format(s.context.trace_id, "032x") for s in spans.values()} == {trace_id(incoming)}
+    parent_of = {n: s.parent.span_id if s.parent else None for n, s in spans.items()}
+    assert parent_of["produce"] == spans["POST /orders"].context.span_id
+    assert parent_of["consume"] == spans["produce"].context.span_id
+    assert parent_of["reply"] == spans["consume"].context.span_id
+    assert ids == (trace_id(incoming), format(spans["consume"].context.span_id, "016x"))
+
+
+def test_json_log_lines_carry_service_and_trace_ids(exporter: InMemorySpanExporter) -> None:
+    import logging
+
+    import orjson
+
+    from sagakit.ops.logging import JsonFormatter
+
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "hello", None, None)
+    incoming = new_traceparent()
+    with telemetry.span_from_traceparent("work", incoming):
+        line = orjson.loads(JsonFormatter("payment").format(record))
+    assert line["service"] == "payment"
+    assert line["trace_id"] == trace_id(incoming)
+    assert len(line["span_id"]) == 16
+
+
+def test_consumed_records_become_spans_in_their_own_traces(
+    exporter: InMemorySpanExporter,
+) -> None:
+    exporter.clear()
+    first, second = new_traceparent(), new_traceparent()
+    telemetry.record_spans("consume g", [first, second], 1_000, 2_000)
+    spans = exporter.get_finished_spans()
+    assert [format(s.context.trace_id, "032x") for s in spans] == [
+        trace_id(first),
+        trace_id(second),
+    ]
+    assert [format(s.parent.span_id, "016x") for s in spans if s.parent] == [
+        first.split("-")[2],
+        second.split("-")[2],
+    ]
