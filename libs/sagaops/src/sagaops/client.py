@@ -13,16 +13,16 @@ import httpx
 TERMINAL_ORDER_STATUSES = {"CONFIRMED", "CANCELLED", "NEEDS_ATTENTION"}
 
 
+def admin_token_from_env() -> str:
+    return os.environ.get("ADMIN_TOKEN", "local-admin-token")
+
+
 @dataclass
 class Endpoints:
     api: str = "http://127.0.0.1:8000"
     inventory: str = "http://127.0.0.1:8001"
     # The catalog writes need the admin token; the same variable the services read.
     admin_token: str = field(default_factory=lambda: admin_token_from_env())
-
-
-def admin_token_from_env() -> str:
-    return os.environ.get("ADMIN_TOKEN", "local-admin-token")
 
     @classmethod
     def from_env(cls) -> Endpoints:
@@ -61,7 +61,7 @@ class SagaShop:
 
     async def saga(self, saga_id: str) -> Any:
         # Saga detail is admin-only; the local default token unless ADMIN_TOKEN says otherwise.
-        token = os.environ.get("ADMIN_TOKEN", "local-admin-token")
+        token = admin_token_from_env()
         response = await self.api.get(
             f"/sagas/{saga_id}", headers={"Authorization": f"Bearer {token}"}
         )

@@ -34,6 +34,7 @@ from sagakit.testing.databases import reset_database
 from sagakit.testing.kafka import create_topics
 from sagakit.testing.processes import ServiceProcess
 from sagaops.audit import AuditReport, AuditTargets, run_audit
+from sagaops.client import admin_token_from_env
 
 SERVICES = ("orchestrator", "inventory", "payment", "notification")
 CONSUMED_TOPICS = (
@@ -209,7 +210,10 @@ class System:
         everyone = self.everyone()
         await asyncio.gather(*(p.start() for p in everyone))
         await asyncio.gather(*(p.wait_ready(timeout=60) for p in everyone))
-        async with httpx.AsyncClient(base_url=self.processes["inventory"][0].base_url) as inv:
+        async with httpx.AsyncClient(
+            base_url=self.processes["inventory"][0].base_url,
+            headers={"Authorization": f"Bearer {admin_token_from_env()}"},
+        ) as inv:
             for product, stock in (("chaos-widget", 1_000_000), ("chaos-sold-out", 0)):
                 body = {
                     "product_id": product,
