@@ -297,12 +297,51 @@ check_kafka_ports() {
   local n="$1" i p
   local -A seen=()
   for ((i = 1; i <= n; i++)); do
-    for p in "$(kafka_port "$i")" "$(kafka_controller_port "$i")"; do
+    for p in "$(kafka_port "$i")" "$(kafka_controller_port "$i")" "$(kafka_sasl_port "$i")"; do
       [[ -z "${seen[$p]:-}" ]] || die "kafka: nodes ${seen[$p]} and $i would both use port $p:" \
-        "set KAFKA_PORT and KAFKA_CONTROLLER_PORT at least $((2 * n)) apart"
+        "set KAFKA_PORT, KAFKA_CONTROLLER_PORT and KAFKA_SASL_PORT at least $((2 * n)) apart"
       seen[$p]="$i"
     done
   done
+}
+
+# render_kafka_props I N: node I's server.properties, from the template and the ports.
+render_kafka_props() {
+  local i="$1" n="$2"
+  sed -e "s|@NODE_ID@|$i|g" \
+    -e "s|@QUORUM_VOTERS@|$(kafka_voters "$n")|g" \
+    -e "s|@KAFKA_PORT@|$(kafka_port "$i")|g" \
+    -e "s|@KAFKA_CONTROLLER_PORT@|$(kafka_controller_port "$i")|g" \
+    -e "s|@KAFKA_SASL_PORT@|$(kafka_sasl_port "$i")|g" \
+    -e "s|@KAFKA_SASL_USERNAME@|$KAFKA_SASL_USERNAME_LOCAL|g" \
+    -e "s|@KAFKA_SASL_PASSWORD@|$KAFKA_SASL_PASSWORD_LOCAL|g" \
+    -e "s|@KAFKA_LOG_DIRS@|$(kafka_data_dir "$i" "$n")|g" \
+    -e "s|@REPLICATION_FACTOR@|$(kafka_replication "$n")|g" \
+    -e "s|@MIN_ISR@|$(kafka_min_isr "$n")|g" \
+    "$INFRA_SCRIPTS/kafka/server.properties.template"
+}
+
+# restart_stale_kafka N: a running cluster whose nodes were started with other properties
+# than the template renders now (say, before the SASL listener was added) is stopped, all
+# nodes together (one by one, the last would wait for a quorum that has gone), so that the
+# caller starts it again with the current ones. Data is kept.
+restart_stale_kafka() {
+  local n="$1" i pid stale=0
+  local -a pids=()
+  for ((i = 1; i <= n; i++)); do
+    pid="$(component_pid "kafka-$i")"
+    [[ -n "$pid" ]] || continue
+    pids+=("$pid")
+    render_kafka_props "$i" "$n" | cmp -s - "$(kafka_props "$i")" || stale=1
+  done
+  ((stale)) || return 0
+  log "kafka: the running nodes were started with an older configuration; restarting them"
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do
+    wait_for_exit "$pid" 120 || die "kafka: pid $pid did not stop after 120s (scripts/infra/down.sh kafka)"
+  done
+  for ((i = 1; i <= n; i++)); do rm -f "$(pidfile "kafka-$i")"; done
+  rm -f "$(pidfile kafka)"
 }
 
 # start_kafka_node I N: renders node I's properties, formats its storage on first use and
@@ -316,14 +355,11 @@ start_kafka_node() {
     die "kafka-$i: controller port $(kafka_controller_port "$i") is already in use" \
       "(stop that process or set KAFKA_CONTROLLER_PORT)"
   fi
-  sed -e "s|@NODE_ID@|$i|g" \
-    -e "s|@QUORUM_VOTERS@|$(kafka_voters "$n")|g" \
-    -e "s|@KAFKA_PORT@|$(kafka_port "$i")|g" \
-    -e "s|@KAFKA_CONTROLLER_PORT@|$(kafka_controller_port "$i")|g" \
-    -e "s|@KAFKA_LOG_DIRS@|$logdirs|g" \
-    -e "s|@REPLICATION_FACTOR@|$(kafka_replication "$n")|g" \
-    -e "s|@MIN_ISR@|$(kafka_min_isr "$n")|g" \
-    "$INFRA_SCRIPTS/kafka/server.properties.template" >"$props"
+  if port_open "$(kafka_sasl_port "$i")"; then
+    die "kafka-$i: SASL port $(kafka_sasl_port "$i") is already in use" \
+      "(stop that process or set KAFKA_SASL_PORT)"
+  fi
+  render_kafka_props "$i" "$n" >"$props"
 
   if [[ ! -f "$logdirs/meta.properties" ]]; then
     local cid
@@ -358,6 +394,7 @@ kafka_layout() {
 up_kafka() {
   local n="$KAFKA_N" i
   local -a missing=()
+  restart_stale_kafka "$n"
   for ((i = 1; i <= n; i++)); do
     CURRENT="kafka-$i"
     check_running "kafka-$i" 90 || missing+=("$i")
