@@ -327,17 +327,17 @@ render_kafka_props() {
 # caller starts it again with the current ones. Data is kept.
 restart_stale_kafka() {
   local n="$1" i pid stale=0
-  local -a pids=()
+  local -a running=()
   for ((i = 1; i <= n; i++)); do
     pid="$(component_pid "kafka-$i")"
     [[ -n "$pid" ]] || continue
-    pids+=("$pid")
+    running+=("$pid")
     render_kafka_props "$i" "$n" | cmp -s - "$(kafka_props "$i")" || stale=1
   done
   ((stale)) || return 0
   log "kafka: the running nodes were started with an older configuration; restarting them"
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do
+  for pid in "${running[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${running[@]}"; do
     wait_for_exit "$pid" 120 || die "kafka: pid $pid did not stop after 120s (scripts/infra/down.sh kafka)"
   done
   for ((i = 1; i <= n; i++)); do rm -f "$(pidfile "kafka-$i")"; done
