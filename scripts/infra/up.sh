@@ -297,12 +297,44 @@ check_kafka_ports() {
   local n="$1" i p
   local -A seen=()
   for ((i = 1; i <= n; i++)); do
-    for p in "$(kafka_port "$i")" "$(kafka_controller_port "$i")" "$(kafka_sasl_port "$i")"; do
+    for p in "$(kafka_port "$i")" "$(kafka_controller_port "$i")" "$(kafka_sasl_port "$i")" \
+      "$(kafka_sasl_ssl_port "$i")"; do
       [[ -z "${seen[$p]:-}" ]] || die "kafka: nodes ${seen[$p]} and $i would both use port $p:" \
-        "set KAFKA_PORT, KAFKA_CONTROLLER_PORT and KAFKA_SASL_PORT at least $((2 * n)) apart"
+        "set KAFKA_PORT, KAFKA_CONTROLLER_PORT, KAFKA_SASL_PORT and KAFKA_SASL_SSL_PORT at" \
+        "least $((2 * n)) apart"
       seen[$p]="$i"
     done
   done
+}
+
+# ensure_local_tls: a local CA (ca.pem, what clients trust) and a certificate it signed for
+# 127.0.0.1/localhost, made once with openssl (EC P-256, ten years). Kafka's SASL_SSL listener
+# reads key and certificate from kafka-keystore.pem. Test credentials, like the SASL password.
+ensure_local_tls() {
+  [[ -s "$TLS_DIR/ca.pem" && -s "$TLS_DIR/kafka-keystore.pem" ]] && return 0
+  need_cmd openssl "needed once to make the local CA for Kafka's SASL_SSL listener"
+  local tmp
+  tmp="$(mktemp -d "$INFRA_DIR/tls.XXXXXX")"
+  local -a ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=critical,CA:FALSE" \
+    "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" \
+    >"$tmp/kafka.ext"
+  {
+    openssl req -x509 "${ec[@]}" -keyout "$tmp/ca.key" -out "$tmp/ca.pem" -days 3650 \
+      -subj "/CN=saga-shop local CA" -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign" &&
+      openssl req "${ec[@]}" -keyout "$tmp/kafka.key" -out "$tmp/kafka.csr" -subj "/CN=127.0.0.1" &&
+      openssl x509 -req -in "$tmp/kafka.csr" -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" \
+        -CAcreateserial -out "$tmp/kafka.pem" -days 3650 -extfile "$tmp/kafka.ext"
+  } >>"$1" 2>&1 || {
+    rm -rf "$tmp"
+    die "openssl could not make the local CA (see $1)"
+  }
+  cat "$tmp/kafka.key" "$tmp/kafka.pem" >"$tmp/kafka-keystore.pem"
+  chmod 600 "$tmp"/*.key "$tmp/kafka-keystore.pem"
+  rm -rf "$TLS_DIR"
+  mv "$tmp" "$TLS_DIR"
+  log "kafka: made a local CA and the brokers' certificate in ${TLS_DIR#"$ROOT"/}"
 }
 
 # render_kafka_props I N: node I's server.properties, from the template and the ports.
@@ -313,6 +345,8 @@ render_kafka_props() {
     -e "s|@KAFKA_PORT@|$(kafka_port "$i")|g" \
     -e "s|@KAFKA_CONTROLLER_PORT@|$(kafka_controller_port "$i")|g" \
     -e "s|@KAFKA_SASL_PORT@|$(kafka_sasl_port "$i")|g" \
+    -e "s|@KAFKA_SASL_SSL_PORT@|$(kafka_sasl_ssl_port "$i")|g" \
+    -e "s|@KAFKA_TLS_KEYSTORE@|$TLS_DIR/kafka-keystore.pem|g" \
     -e "s|@KAFKA_SASL_USERNAME@|$KAFKA_SASL_USERNAME_LOCAL|g" \
     -e "s|@KAFKA_SASL_PASSWORD@|$KAFKA_SASL_PASSWORD_LOCAL|g" \
     -e "s|@KAFKA_LOG_DIRS@|$(kafka_data_dir "$i" "$n")|g" \
@@ -359,6 +393,10 @@ start_kafka_node() {
     die "kafka-$i: SASL port $(kafka_sasl_port "$i") is already in use" \
       "(stop that process or set KAFKA_SASL_PORT)"
   fi
+  if port_open "$(kafka_sasl_ssl_port "$i")"; then
+    die "kafka-$i: SASL_SSL port $(kafka_sasl_ssl_port "$i") is already in use" \
+      "(stop that process or set KAFKA_SASL_SSL_PORT)"
+  fi
   render_kafka_props "$i" "$n" >"$props"
 
   if [[ ! -f "$logdirs/meta.properties" ]]; then
@@ -394,6 +432,7 @@ kafka_layout() {
 up_kafka() {
   local n="$KAFKA_N" i
   local -a missing=()
+  ensure_local_tls "$(component_log kafka)"
   restart_stale_kafka "$n"
   for ((i = 1; i <= n; i++)); do
     CURRENT="kafka-$i"
@@ -436,6 +475,7 @@ up_kafka_node() {
   ((i <= n)) || die "kafka-$i: the cluster has $n node(s) (KAFKA_BROKERS)"
   check_running "kafka-$i" 90 && return 0
   ensure_kafka_runtime "$(component_log "kafka-$i")"
+  ensure_local_tls "$(component_log "kafka-$i")"
   start_kafka_node "$i" "$n"
   echo "$n" >"$KAFKA_BROKERS_FILE"
   wait_for_port "$(kafka_port "$i")" 90 "$BG_PID" "kafka-$i" || die "kafka-$i is not listening"

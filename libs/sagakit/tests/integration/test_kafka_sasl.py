@@ -1,6 +1,8 @@
 """The clients reach a broker that wants a login: the local broker's SASL_PLAINTEXT listener
-(PLAIN), through the project's client factory, the producer and the consumer loop the services
-run; a wrong password is refused with one clear error, not retried as an outage."""
+(PLAIN) and its SASL_SSL one (PLAIN over TLS, a certificate of the local CA), through the
+project's client factory, the producer and the consumer loop the services run; a wrong
+password, or a certificate the client does not trust, is refused with one clear error, not
+retried as an outage."""
 
 import dataclasses
 import uuid
@@ -28,10 +30,17 @@ pytestmark = pytest.mark.integration
 WRONG_PASSWORD = "not-the-password-SECRET-7"
 
 
-async def test_produce_and_consume_through_the_sasl_listener(
-    kafka_sasl: tuple[str, KafkaSecurity], database
+@pytest.fixture(params=["sasl_plaintext", "sasl_ssl"])
+def listener(request: pytest.FixtureRequest) -> tuple[str, KafkaSecurity]:
+    fixture = "kafka_sasl" if request.param == "sasl_plaintext" else "kafka_sasl_ssl"
+    value: tuple[str, KafkaSecurity] = request.getfixturevalue(fixture)
+    return value
+
+
+async def test_produce_and_consume_through_a_listener_that_wants_a_login(
+    listener: tuple[str, KafkaSecurity], database
 ) -> None:
-    bootstrap, security = kafka_sasl
+    bootstrap, security = listener
     topic = unique_name("sasl")
     await create_topics(bootstrap, [topic], security=security)
     admin = kafka_admin(bootstrap, security)
@@ -83,6 +92,16 @@ async def test_a_mechanism_the_listener_does_not_enable_is_refused(
     scram = dataclasses.replace(security, sasl_mechanism="SCRAM-SHA-512")
     with pytest.raises(KafkaLoginRefused, match=r"SCRAM-SHA-512 as 'saga'.*UnsupportedSasl"):
         await check_login(bootstrap, scram)
+
+
+async def test_a_broker_certificate_from_an_untrusted_ca_is_refused(
+    kafka_sasl_ssl: tuple[str, KafkaSecurity],
+) -> None:
+    bootstrap, security = kafka_sasl_ssl
+    system_cas = dataclasses.replace(security, ssl_ca_file=None)  # the local CA is not among them
+    producer = Producer(bootstrap, client_id="test", security=system_cas, request_timeout_ms=5000)
+    with pytest.raises(KafkaLoginRefused, match=r"CERTIFICATE_VERIFY_FAILED.*KAFKA_SSL_CA_FILE"):
+        await producer.start()
 
 
 async def test_the_plaintext_listener_is_no_login_check(kafka_bootstrap: str) -> None:

@@ -55,6 +55,27 @@ def kafka_sasl(infra: Infra) -> tuple[str, KafkaSecurity]:
 
 
 @pytest.fixture(scope="session")
+def kafka_sasl_ssl(infra: Infra) -> tuple[str, KafkaSecurity]:
+    """The broker's SASL_SSL listener and the security that logs in to it: PLAIN over TLS,
+    the broker's certificate checked against the local CA."""
+    bootstrap, ca_file = infra.kafka_sasl_ssl_bootstrap_servers, infra.kafka_ca_file
+    if bootstrap is None or ca_file is None:
+        pytest.fail(f"the {infra.source} infrastructure has no Kafka SASL_SSL listener")
+    if not answers(bootstrap) or not ca_file.is_file():
+        pytest.fail(
+            f"no Kafka SASL_SSL listener at {bootstrap} (or no {ca_file}): `make infra-up` "
+            "opens it (and restarts a broker started before it existed)"
+        )
+    return bootstrap, KafkaSecurity(
+        protocol="SASL_SSL",
+        sasl_mechanism="PLAIN",
+        sasl_username=LOCAL_KAFKA_SASL_USERNAME,
+        sasl_password=SecretStr(LOCAL_KAFKA_SASL_PASSWORD),
+        ssl_ca_file=str(ca_file),
+    )
+
+
+@pytest.fixture(scope="session")
 def stripe_mock(infra: Infra) -> str:
     """stripe-mock's API base URL (native, or a container with Testcontainers)."""
     return infra.stripe_api_base
