@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Run Kafka's own CLI tools against the local broker(s), without a Kafka install.
 #   scripts/infra/kafka.sh bootstrap      prints KAFKA_BOOTSTRAP_SERVERS for the local cluster
+#   scripts/infra/kafka.sh sasl-bootstrap the same for the SASL_PLAINTEXT (PLAIN login) listeners
+#   scripts/infra/kafka.sh sasl-ssl-bootstrap  ... and the SASL_SSL ones (CA: .infra/tls/ca.pem)
 #   scripts/infra/kafka.sh topics --list
 #   scripts/infra/kafka.sh topics --describe --topic orders
 #   scripts/infra/kafka.sh console-producer --topic orders
@@ -15,7 +17,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
-  sed -n '2,11s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+  sed -n '2,13s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
   exit 2
 }
 
@@ -26,6 +28,14 @@ main() {
   bootstrap="$(kafka_bootstrap "$(kafka_count)")"
   if [[ "$tool" == bootstrap ]]; then
     echo "$bootstrap"
+    return
+  fi
+  if [[ "$tool" == sasl-bootstrap ]]; then
+    kafka_sasl_bootstrap "$(kafka_count)"
+    return
+  fi
+  if [[ "$tool" == sasl-ssl-bootstrap ]]; then
+    kafka_sasl_bootstrap "$(kafka_count)" ssl
     return
   fi
   [[ -f "$KAFKA_LIBS/.complete" ]] || die "Kafka jars missing in $KAFKA_LIBS: run scripts/infra/up.sh kafka"
@@ -43,7 +53,7 @@ main() {
       return
       ;;
     -h | --help) usage ;;
-    *) die "unknown tool '$tool' (bootstrap, topics, console-producer, console-consumer, consumer-groups, get-offsets, class)" ;;
+    *) die "unknown tool '$tool' (bootstrap, sasl-bootstrap, sasl-ssl-bootstrap, topics, console-producer, console-consumer, consumer-groups, get-offsets, class)" ;;
   esac
   local -a args=("$@")
   if [[ " ${args[*]} " != *" --bootstrap-server "* ]]; then

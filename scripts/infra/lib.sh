@@ -9,6 +9,7 @@ INFRA_DIR="$ROOT/.infra"
 DATA_DIR="$INFRA_DIR/data"
 LOG_DIR="$INFRA_DIR/logs"
 RUN_DIR="$INFRA_DIR/run"
+TLS_DIR="$INFRA_DIR/tls" # a local CA and the brokers' certificate (test credentials)
 BIN_DIR="$INFRA_DIR/bin"
 
 # Pinned versions: bump deliberately, never float.
@@ -23,6 +24,14 @@ POSTGRES_PORT="${POSTGRES_PORT:-5432}"
 REDIS_PORT="${REDIS_PORT:-6379}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+# The SASL_PLAINTEXT listener of node i is KAFKA_SASL_PORT + i - 1 (default KAFKA_PORT + 20, so
+# a port offset moves it too). Its one user is fixed: a local test credential, not a secret.
+KAFKA_SASL_PORT="${KAFKA_SASL_PORT:-$((KAFKA_PORT + 20))}"
+# The same login over TLS (SASL_SSL) on KAFKA_SASL_SSL_PORT + i - 1 (default KAFKA_PORT + 30),
+# with a certificate of the local CA in .infra/tls (ca.pem: what a client trusts).
+KAFKA_SASL_SSL_PORT="${KAFKA_SASL_SSL_PORT:-$((KAFKA_PORT + 30))}"
+KAFKA_SASL_USERNAME_LOCAL="saga"
+KAFKA_SASL_PASSWORD_LOCAL="saga-local-password"
 # How many Kafka nodes (combined broker + controller). Empty: as many as are running, else 1.
 KAFKA_BROKERS="${KAFKA_BROKERS:-}"
 STRIPE_MOCK_PORT="${STRIPE_MOCK_PORT:-12111}"
@@ -237,6 +246,8 @@ KAFKA_BROKERS_FILE="$RUN_DIR/kafka.brokers" # node count of the cluster last sta
 
 kafka_port() { echo $((KAFKA_PORT + 2 * ($1 - 1))); }
 kafka_controller_port() { echo $((KAFKA_CONTROLLER_PORT + 2 * ($1 - 1))); }
+kafka_sasl_port() { echo $((KAFKA_SASL_PORT + $1 - 1)); }
+kafka_sasl_ssl_port() { echo $((KAFKA_SASL_SSL_PORT + $1 - 1)); }
 kafka_props() { echo "$KAFKA_HOME/server-$1.properties"; }
 kafka_replication() { echo $(($1 >= 3 ? 3 : $1)); }
 kafka_min_isr() { echo $(($1 >= 3 ? 2 : 1)); }
@@ -284,6 +295,14 @@ kafka_count() {
 kafka_bootstrap() {
   local i list=""
   for ((i = 1; i <= $1; i++)); do list+="${list:+,}127.0.0.1:$(kafka_port "$i")"; done
+  echo "$list"
+}
+
+# kafka_sasl_bootstrap N [ssl]: the same through the SASL_PLAINTEXT (or SASL_SSL) listeners.
+kafka_sasl_bootstrap() {
+  local i list="" port=kafka_sasl_port
+  [[ "${2:-}" == ssl ]] && port=kafka_sasl_ssl_port
+  for ((i = 1; i <= $1; i++)); do list+="${list:+,}127.0.0.1:$("$port" "$i")"; done
   echo "$list"
 }
 

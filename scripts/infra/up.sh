@@ -297,12 +297,85 @@ check_kafka_ports() {
   local n="$1" i p
   local -A seen=()
   for ((i = 1; i <= n; i++)); do
-    for p in "$(kafka_port "$i")" "$(kafka_controller_port "$i")"; do
+    for p in "$(kafka_port "$i")" "$(kafka_controller_port "$i")" "$(kafka_sasl_port "$i")" \
+      "$(kafka_sasl_ssl_port "$i")"; do
       [[ -z "${seen[$p]:-}" ]] || die "kafka: nodes ${seen[$p]} and $i would both use port $p:" \
-        "set KAFKA_PORT and KAFKA_CONTROLLER_PORT at least $((2 * n)) apart"
+        "set KAFKA_PORT, KAFKA_CONTROLLER_PORT, KAFKA_SASL_PORT and KAFKA_SASL_SSL_PORT at" \
+        "least $((2 * n)) apart"
       seen[$p]="$i"
     done
   done
+}
+
+# ensure_local_tls: a local CA (ca.pem, what clients trust) and a certificate it signed for
+# 127.0.0.1/localhost, made once with openssl (EC P-256, ten years). Kafka's SASL_SSL listener
+# reads key and certificate from kafka-keystore.pem. Test credentials, like the SASL password.
+ensure_local_tls() {
+  [[ -s "$TLS_DIR/ca.pem" && -s "$TLS_DIR/kafka-keystore.pem" ]] && return 0
+  need_cmd openssl "needed once to make the local CA for Kafka's SASL_SSL listener"
+  local tmp
+  tmp="$(mktemp -d "$INFRA_DIR/tls.XXXXXX")"
+  local -a ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=critical,CA:FALSE" \
+    "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" \
+    >"$tmp/kafka.ext"
+  {
+    openssl req -x509 "${ec[@]}" -keyout "$tmp/ca.key" -out "$tmp/ca.pem" -days 3650 \
+      -subj "/CN=saga-shop local CA" -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign" &&
+      openssl req "${ec[@]}" -keyout "$tmp/kafka.key" -out "$tmp/kafka.csr" -subj "/CN=127.0.0.1" &&
+      openssl x509 -req -in "$tmp/kafka.csr" -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" \
+        -CAcreateserial -out "$tmp/kafka.pem" -days 3650 -extfile "$tmp/kafka.ext"
+  } >>"$1" 2>&1 || {
+    rm -rf "$tmp"
+    die "openssl could not make the local CA (see $1)"
+  }
+  cat "$tmp/kafka.key" "$tmp/kafka.pem" >"$tmp/kafka-keystore.pem"
+  chmod 600 "$tmp"/*.key "$tmp/kafka-keystore.pem"
+  rm -rf "$TLS_DIR"
+  mv "$tmp" "$TLS_DIR"
+  log "kafka: made a local CA and the brokers' certificate in ${TLS_DIR#"$ROOT"/}"
+}
+
+# render_kafka_props I N: node I's server.properties, from the template and the ports.
+render_kafka_props() {
+  local i="$1" n="$2"
+  sed -e "s|@NODE_ID@|$i|g" \
+    -e "s|@QUORUM_VOTERS@|$(kafka_voters "$n")|g" \
+    -e "s|@KAFKA_PORT@|$(kafka_port "$i")|g" \
+    -e "s|@KAFKA_CONTROLLER_PORT@|$(kafka_controller_port "$i")|g" \
+    -e "s|@KAFKA_SASL_PORT@|$(kafka_sasl_port "$i")|g" \
+    -e "s|@KAFKA_SASL_SSL_PORT@|$(kafka_sasl_ssl_port "$i")|g" \
+    -e "s|@KAFKA_TLS_KEYSTORE@|$TLS_DIR/kafka-keystore.pem|g" \
+    -e "s|@KAFKA_SASL_USERNAME@|$KAFKA_SASL_USERNAME_LOCAL|g" \
+    -e "s|@KAFKA_SASL_PASSWORD@|$KAFKA_SASL_PASSWORD_LOCAL|g" \
+    -e "s|@KAFKA_LOG_DIRS@|$(kafka_data_dir "$i" "$n")|g" \
+    -e "s|@REPLICATION_FACTOR@|$(kafka_replication "$n")|g" \
+    -e "s|@MIN_ISR@|$(kafka_min_isr "$n")|g" \
+    "$INFRA_SCRIPTS/kafka/server.properties.template"
+}
+
+# restart_stale_kafka N: a running cluster whose nodes were started with other properties
+# than the template renders now (say, before the SASL listener was added) is stopped, all
+# nodes together (one by one, the last would wait for a quorum that has gone), so that the
+# caller starts it again with the current ones. Data is kept.
+restart_stale_kafka() {
+  local n="$1" i pid stale=0
+  local -a running=()
+  for ((i = 1; i <= n; i++)); do
+    pid="$(component_pid "kafka-$i")"
+    [[ -n "$pid" ]] || continue
+    running+=("$pid")
+    render_kafka_props "$i" "$n" | cmp -s - "$(kafka_props "$i")" || stale=1
+  done
+  ((stale)) || return 0
+  log "kafka: the running nodes were started with an older configuration; restarting them"
+  for pid in "${running[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${running[@]}"; do
+    wait_for_exit "$pid" 120 || die "kafka: pid $pid did not stop after 120s (scripts/infra/down.sh kafka)"
+  done
+  for ((i = 1; i <= n; i++)); do rm -f "$(pidfile "kafka-$i")"; done
+  rm -f "$(pidfile kafka)"
 }
 
 # start_kafka_node I N: renders node I's properties, formats its storage on first use and
@@ -316,14 +389,15 @@ start_kafka_node() {
     die "kafka-$i: controller port $(kafka_controller_port "$i") is already in use" \
       "(stop that process or set KAFKA_CONTROLLER_PORT)"
   fi
-  sed -e "s|@NODE_ID@|$i|g" \
-    -e "s|@QUORUM_VOTERS@|$(kafka_voters "$n")|g" \
-    -e "s|@KAFKA_PORT@|$(kafka_port "$i")|g" \
-    -e "s|@KAFKA_CONTROLLER_PORT@|$(kafka_controller_port "$i")|g" \
-    -e "s|@KAFKA_LOG_DIRS@|$logdirs|g" \
-    -e "s|@REPLICATION_FACTOR@|$(kafka_replication "$n")|g" \
-    -e "s|@MIN_ISR@|$(kafka_min_isr "$n")|g" \
-    "$INFRA_SCRIPTS/kafka/server.properties.template" >"$props"
+  if port_open "$(kafka_sasl_port "$i")"; then
+    die "kafka-$i: SASL port $(kafka_sasl_port "$i") is already in use" \
+      "(stop that process or set KAFKA_SASL_PORT)"
+  fi
+  if port_open "$(kafka_sasl_ssl_port "$i")"; then
+    die "kafka-$i: SASL_SSL port $(kafka_sasl_ssl_port "$i") is already in use" \
+      "(stop that process or set KAFKA_SASL_SSL_PORT)"
+  fi
+  render_kafka_props "$i" "$n" >"$props"
 
   if [[ ! -f "$logdirs/meta.properties" ]]; then
     local cid
@@ -358,6 +432,8 @@ kafka_layout() {
 up_kafka() {
   local n="$KAFKA_N" i
   local -a missing=()
+  ensure_local_tls "$(component_log kafka)"
+  restart_stale_kafka "$n"
   for ((i = 1; i <= n; i++)); do
     CURRENT="kafka-$i"
     check_running "kafka-$i" 90 || missing+=("$i")
@@ -399,6 +475,7 @@ up_kafka_node() {
   ((i <= n)) || die "kafka-$i: the cluster has $n node(s) (KAFKA_BROKERS)"
   check_running "kafka-$i" 90 && return 0
   ensure_kafka_runtime "$(component_log "kafka-$i")"
+  ensure_local_tls "$(component_log "kafka-$i")"
   start_kafka_node "$i" "$n"
   echo "$n" >"$KAFKA_BROKERS_FILE"
   wait_for_port "$(kafka_port "$i")" 90 "$BG_PID" "kafka-$i" || die "kafka-$i is not listening"

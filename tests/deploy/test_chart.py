@@ -24,11 +24,17 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "saga-shop"
 PORTS = {"orchestrator": 8000, "inventory": 8001, "payment": 8002, "notification": 8003}
 PARTICIPANTS = {"inventory", "payment", "notification"}
+# Every service logs in to a managed broker with the same KAFKA_SASL_PASSWORD (optional).
 SECRET_ENV = {
-    "orchestrator": {"ORCHESTRATOR_DATABASE_URL", "REDIS_URL", "ADMIN_TOKEN"},
-    "inventory": {"INVENTORY_DATABASE_URL"},
-    "payment": {"PAYMENT_DATABASE_URL", "STRIPE_API_KEY"},
-    "notification": {"NOTIFICATION_DATABASE_URL", "SMTP_PASSWORD"},
+    "orchestrator": {
+        "ORCHESTRATOR_DATABASE_URL",
+        "REDIS_URL",
+        "ADMIN_TOKEN",
+        "KAFKA_SASL_PASSWORD",
+    },
+    "inventory": {"INVENTORY_DATABASE_URL", "KAFKA_SASL_PASSWORD"},
+    "payment": {"PAYMENT_DATABASE_URL", "STRIPE_API_KEY", "KAFKA_SASL_PASSWORD"},
+    "notification": {"NOTIFICATION_DATABASE_URL", "SMTP_PASSWORD", "KAFKA_SASL_PASSWORD"},
 }
 SECRET_NAME = "shop-saga-shop-credentials"
 

@@ -3,7 +3,8 @@
 Every error has a stable ``code`` (for logs, metrics and DLQ headers) and a ``retriable`` flag,
 like aiokafka's ``KafkaError.retriable``. Match them with ``except``, never by message text.
 
-Three families, handled differently by the consumer loop:
+Three families, handled differently by the consumer loop (and ``ConfigurationError``, which
+stops a service: exit status 2, as a bad setting does):
 
 - ``BusinessError``: an expected outcome (out of stock, card declined). Handlers turn it into a
   failure reply; it never reaches the consumer loop.
@@ -67,6 +68,16 @@ class GatewayUnavailable(InfrastructureError):
     """An external gateway (payments, SMTP) timed out or answered with a transient error."""
 
     code = "gateway_unavailable"
+
+
+# --- configuration -------------------------------------------------------------------------------
+
+
+class ConfigurationError(SagaError):
+    """A setting is wrong in a way seen only when it is used (a broker refuses the login, a
+    certificate does not verify): the same settings will keep failing, so no retry."""
+
+    code = "configuration_error"
 
 
 # --- poison --------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from sagakit.backoff import sleep_unless
 from sagakit.consumer import Consumer
 from sagakit.db.engine import create_engine, create_session_factory
 from sagakit.db.pool import Database
-from sagakit.errors import BrokerUnavailable
+from sagakit.errors import BrokerUnavailable, ConfigurationError
 from sagakit.messaging.producer import Producer
 from sagakit.messaging.registry import MessageRegistry
 from sagakit.ops.http import HttpServer, build_ops_app
@@ -86,8 +86,9 @@ def build_service(
     and background workers (``service.workers``).
     """
     database_url = settings.database_url.get_secret_value()
-    database = Database(database_url, max_size=settings.db_pool_size)
-    engine = create_engine(database_url, pool_size=settings.db_cold_pool_size)
+    tls = settings.database_tls
+    database = Database(database_url, max_size=settings.db_pool_size, tls=tls)
+    engine = create_engine(database_url, pool_size=settings.db_cold_pool_size, tls=tls)
     session_factory = create_session_factory(engine)
     client_id = f"{settings.service_name}"
     producer = Producer(
@@ -95,6 +96,7 @@ def build_service(
         client_id=client_id,
         linger_ms=settings.kafka_producer_linger_ms,
         request_timeout_ms=settings.kafka_request_timeout_ms,
+        security=settings.kafka_security,
     )
     dispatcher = Dispatcher(database, producer, name=settings.service_name)
     consumer = Consumer(
@@ -109,6 +111,7 @@ def build_service(
         backoff_base_s=settings.retry_backoff_base_s,
         backoff_cap_s=settings.retry_backoff_cap_s,
         handler_max_attempts=settings.handler_max_attempts,
+        security=settings.kafka_security,
     )
     relay = OutboxRelay(
         database_url,
@@ -118,6 +121,7 @@ def build_service(
         poll_interval_s=settings.outbox_poll_interval_s,
         grace_s=settings.outbox_relay_grace_s,
         backoff_cap_s=settings.retry_backoff_cap_s,
+        tls=tls,
     )
     service = Service(
         settings=settings,
@@ -251,7 +255,8 @@ def main(bootstrap: Callable[[], Service]) -> None:
     """Entry point body for ``python -m <service>``: logging, bootstrap, run.
 
     A bad setting ends the process here with one line on stderr naming the variable, and exit
-    code 2 (a configuration error: restarting will not help), never a traceback.
+    code 2 (a configuration error: restarting will not help), never a traceback; so does a
+    setting found wrong only when used (``ConfigurationError``: the broker refused the login).
     """
     from sagakit.ops.logging import configure_logging
     from sagakit.telemetry import configure_tracing
@@ -271,3 +276,7 @@ def main(bootstrap: Callable[[], Service]) -> None:
         except ServiceCrashed as exc:
             log.error("%s; exiting with status 1", exc)
             raise SystemExit(1) from None
+        except ConfigurationError as exc:
+            # A setting found wrong when used (a refused Kafka login): as a bad setting, exit 2.
+            log.error("%s: %s; exiting with status 2", s.service_name, exc)
+            raise SystemExit(2) from None

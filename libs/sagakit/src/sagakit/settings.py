@@ -4,18 +4,28 @@ Each service subclasses ``ServiceSettings`` and adds its own database URL and HT
 service-prefixed variable names (``INVENTORY_DATABASE_URL``), so one `.env` serves all four.
 Settings are built in ``bootstrap()``, never at import time.
 
-Secrets (database and Redis URLs, which carry passwords, the admin token)
-are ``SecretStr``: a repr, a log line or an error message shows ``**********``; the code that
-needs the value asks for it with ``get_secret_value()``. A bad setting stops the service at
-startup with one line naming the variable (``settings_error_line``), never a traceback.
+Secrets (database and Redis URLs, which carry passwords, the admin token, the Kafka SASL
+password) are ``SecretStr``: a repr, a log line or an error message shows ``**********``; the
+code that needs the value asks for it with ``get_secret_value()``. A bad setting stops the
+service at startup with one line naming the variable (``settings_error_line``), never a
+traceback.
+
+Reaching managed infrastructure: ``KafkaSettings`` (SASL PLAIN/SCRAM, TLS) and
+``DatabaseTlsSettings`` (PostgreSQL ``sslmode``, CA, client certificate) are shared by the
+services and the sagaops tools, so each reads the same variables.
 """
 
 from __future__ import annotations
 
+import os
+import ssl
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sagakit.db.tls import VERIFYING_MODES, PostgresTls, SslMode
+from sagakit.messaging.kafka_clients import KafkaSecurity, SaslMechanism, SecurityProtocol
 
 # The admin token of a laptop. Anywhere but ``APP_ENV=local`` a service refuses to start with it.
 DEFAULT_ADMIN_TOKEN = "local-admin-token"
@@ -90,12 +100,208 @@ class Topics:
         return f"{topic}.dlq"
 
 
-class ServiceSettings(BaseSettings):
-    """What every service needs: Kafka, Redis, logging, shutdown and consumer tuning."""
+def _readable_file(value: str, what: str) -> str:
+    """An optional file setting: empty is "not set"; anything else must be a readable file."""
+    value = value.strip()
+    if value and not (os.path.isfile(value) and os.access(value, os.R_OK)):
+        raise ValueError(f"{what} {value!r} is not a readable file")
+    return value
 
+
+def _check_pem(variable: str, load: Any) -> None:
+    """Load a CA or a certificate once, so a file that is not PEM fails at startup."""
+    try:
+        load()
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise SettingsError(f"{variable}: cannot be loaded ({exc})") from None
+
+
+class _EnvSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
     )
+
+
+class KafkaSettings(_EnvSettings):
+    """Where the broker is and how to log in: every Kafka client (services and tools) reads
+    these, through ``kafka_security`` and ``sagakit.messaging.kafka_clients``."""
+
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS"
+    )
+    # PLAINTEXT (local), SSL, SASL_PLAINTEXT or SASL_SSL (a managed broker).
+    kafka_security_protocol: SecurityProtocol = Field(
+        default="PLAINTEXT", validation_alias="KAFKA_SECURITY_PROTOCOL"
+    )
+    # PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; required with SASL_*, refused without.
+    kafka_sasl_mechanism: SaslMechanism | None = Field(
+        default=None, validation_alias="KAFKA_SASL_MECHANISM"
+    )
+    kafka_sasl_username: str = Field(default="", validation_alias="KAFKA_SASL_USERNAME")
+    kafka_sasl_password: SecretStr = Field(
+        default=SecretStr(""), validation_alias="KAFKA_SASL_PASSWORD"
+    )
+    # With SSL/SASL_SSL: the CA that signed the broker's certificate (PEM; empty: the system's
+    # CAs), and a client certificate and key for mutual TLS (PEM; optional).
+    kafka_ssl_ca_file: str = Field(default="", validation_alias="KAFKA_SSL_CA_FILE")
+    kafka_ssl_cert_file: str = Field(default="", validation_alias="KAFKA_SSL_CERT_FILE")
+    kafka_ssl_key_file: str = Field(default="", validation_alias="KAFKA_SSL_KEY_FILE")
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _bootstrap_list(cls, value: str) -> str:
+        # One string for aiokafka (which splits on commas), normalised and checked here.
+        return ",".join(bootstrap_addresses(value))
+
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _upper_or_none(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return value.strip().upper() or None
+        return value
+
+    @field_validator("kafka_ssl_ca_file", "kafka_ssl_cert_file", "kafka_ssl_key_file")
+    @classmethod
+    def _kafka_file(cls, value: str) -> str:
+        return _readable_file(value, "file")
+
+    @model_validator(mode="after")
+    def _kafka_security_complete(self) -> KafkaSettings:
+        protocol = self.kafka_security_protocol
+        if protocol.startswith("SASL_"):
+            missing = [
+                name
+                for name, given in (
+                    ("KAFKA_SASL_MECHANISM", self.kafka_sasl_mechanism),
+                    ("KAFKA_SASL_USERNAME", self.kafka_sasl_username.strip()),
+                    ("KAFKA_SASL_PASSWORD", self.kafka_sasl_password.get_secret_value()),
+                )
+                if not given
+            ]
+            if missing:
+                raise SettingsError(
+                    f"KAFKA_SECURITY_PROTOCOL={protocol} logs in: set {', '.join(missing)}"
+                )
+        else:
+            given = [
+                name
+                for name, value in (
+                    ("KAFKA_SASL_MECHANISM", self.kafka_sasl_mechanism),
+                    ("KAFKA_SASL_USERNAME", self.kafka_sasl_username.strip()),
+                    ("KAFKA_SASL_PASSWORD", self.kafka_sasl_password.get_secret_value()),
+                )
+                if value
+            ]
+            if given:
+                raise SettingsError(
+                    f"{', '.join(given)} set but KAFKA_SECURITY_PROTOCOL={protocol} does not "
+                    "log in (use SASL_SSL, or SASL_PLAINTEXT)"
+                )
+        if protocol not in ("SSL", "SASL_SSL"):
+            files = [
+                name
+                for name, value in (
+                    ("KAFKA_SSL_CA_FILE", self.kafka_ssl_ca_file),
+                    ("KAFKA_SSL_CERT_FILE", self.kafka_ssl_cert_file),
+                    ("KAFKA_SSL_KEY_FILE", self.kafka_ssl_key_file),
+                )
+                if value
+            ]
+            if files:
+                raise SettingsError(
+                    f"{', '.join(files)} set but KAFKA_SECURITY_PROTOCOL={protocol} uses no TLS "
+                    "(use SSL or SASL_SSL)"
+                )
+        if self.kafka_ssl_key_file and not self.kafka_ssl_cert_file:
+            raise SettingsError("KAFKA_SSL_KEY_FILE set without KAFKA_SSL_CERT_FILE")
+        if protocol in ("SSL", "SASL_SSL"):
+            security = self.kafka_security
+            variable = "KAFKA_SSL_CERT_FILE" if self.kafka_ssl_cert_file else "KAFKA_SSL_CA_FILE"
+            _check_pem(variable, security.ssl_context)
+        return self
+
+    @property
+    def kafka_security(self) -> KafkaSecurity:
+        return KafkaSecurity(
+            protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username.strip(),
+            sasl_password=self.kafka_sasl_password,
+            ssl_ca_file=self.kafka_ssl_ca_file or None,
+            ssl_cert_file=self.kafka_ssl_cert_file or None,
+            ssl_key_file=self.kafka_ssl_key_file or None,
+        )
+
+
+def kafka_security_from_env() -> KafkaSecurity:
+    """The services' Kafka security (environment, then ``.env``), for tools and scripts."""
+    return KafkaSettings().kafka_security
+
+
+def database_tls_from_env() -> PostgresTls:
+    """The services' PostgreSQL TLS (environment, then ``.env``), for tools and scripts."""
+    return DatabaseTlsSettings().database_tls
+
+
+class DatabaseTlsSettings(_EnvSettings):
+    """TLS to PostgreSQL for every connection (see ``sagakit.db.tls``)."""
+
+    # libpq's sslmode: disable, allow, prefer, require, verify-ca, verify-full. Empty: what the
+    # URL says (?ssl=... / ?sslmode=...), else the driver's default (prefer).
+    db_sslmode: SslMode | None = Field(default=None, validation_alias="DB_SSLMODE")
+    # The CA that signed the server's certificate (PEM; empty: the system's CAs), and a client
+    # certificate and key (PEM; optional). Only with require, verify-ca or verify-full.
+    db_ssl_ca_file: str = Field(default="", validation_alias="DB_SSL_CA_FILE")
+    db_ssl_cert_file: str = Field(default="", validation_alias="DB_SSL_CERT_FILE")
+    db_ssl_key_file: str = Field(default="", validation_alias="DB_SSL_KEY_FILE")
+
+    @field_validator("db_sslmode", mode="before")
+    @classmethod
+    def _mode(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return value.strip().lower() or None
+        return value
+
+    @field_validator("db_ssl_ca_file", "db_ssl_cert_file", "db_ssl_key_file")
+    @classmethod
+    def _db_file(cls, value: str) -> str:
+        return _readable_file(value, "file")
+
+    @model_validator(mode="after")
+    def _database_tls_complete(self) -> DatabaseTlsSettings:
+        files = [
+            name
+            for name, value in (
+                ("DB_SSL_CA_FILE", self.db_ssl_ca_file),
+                ("DB_SSL_CERT_FILE", self.db_ssl_cert_file),
+                ("DB_SSL_KEY_FILE", self.db_ssl_key_file),
+            )
+            if value
+        ]
+        if files and self.db_sslmode not in VERIFYING_MODES:
+            raise SettingsError(
+                f"{', '.join(files)} set but DB_SSLMODE={self.db_sslmode or '(unset)'} does not "
+                f"use them (use one of {', '.join(VERIFYING_MODES)})"
+            )
+        if self.db_ssl_key_file and not self.db_ssl_cert_file:
+            raise SettingsError("DB_SSL_KEY_FILE set without DB_SSL_CERT_FILE")
+        if files:
+            variable = "DB_SSL_CERT_FILE" if self.db_ssl_cert_file else "DB_SSL_CA_FILE"
+            _check_pem(variable, self.database_tls.ssl_argument)
+        return self
+
+    @property
+    def database_tls(self) -> PostgresTls:
+        return PostgresTls(
+            mode=self.db_sslmode,
+            ca_file=self.db_ssl_ca_file or None,
+            cert_file=self.db_ssl_cert_file or None,
+            key_file=self.db_ssl_key_file or None,
+        )
+
+
+class ServiceSettings(KafkaSettings, DatabaseTlsSettings):
+    """What every service needs: Kafka, PostgreSQL, Redis, logging, shutdown, consumer tuning."""
 
     # Names the consumer group and the relay's lock: every replica of a service shares it.
     service_name: ClassVar[str] = "service"
@@ -112,9 +318,6 @@ class ServiceSettings(BaseSettings):
         default=SecretStr(DEFAULT_ADMIN_TOKEN), validation_alias="ADMIN_TOKEN"
     )
 
-    kafka_bootstrap_servers: str = Field(
-        default="127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS"
-    )
     kafka_topic_prefix: str = Field(default="", validation_alias="KAFKA_TOPIC_PREFIX")
     kafka_consumer_max_records: int = Field(
         default=500, validation_alias="KAFKA_CONSUMER_MAX_RECORDS"
@@ -177,12 +380,6 @@ class ServiceSettings(BaseSettings):
         if not token.strip():
             raise SettingsError("ADMIN_TOKEN is empty: set a token (any APP_ENV)")
         return self
-
-    @field_validator("kafka_bootstrap_servers")
-    @classmethod
-    def _bootstrap_list(cls, value: str) -> str:
-        # One string for aiokafka (which splits on commas), normalised and checked here.
-        return ",".join(bootstrap_addresses(value))
 
     @property
     def topics(self) -> Topics:

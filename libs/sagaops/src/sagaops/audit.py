@@ -21,9 +21,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError
+from pydantic_settings import SettingsConfigDict
 
+from sagakit.settings import DatabaseTlsSettings, KafkaSettings, settings_error_line
 from sagaops.audit_checks import CHECKS, Invariant, run_checks
 from sagaops.audit_sources import AuditTargets, AuditUnavailable, Progress, Snapshot, load_snapshot
 
@@ -125,8 +126,9 @@ def _context(snap: Snapshot, elapsed: float) -> list[str]:
 # --- the command ----------------------------------------------------------------------------------
 
 
-class AuditSettings(BaseSettings):
-    """The services' own variables (environment, then ``.env``), with the local defaults."""
+class AuditSettings(KafkaSettings, DatabaseTlsSettings):
+    """The services' own variables (environment, then ``.env``), with the local defaults: the
+    databases, the broker, and how to reach them (Kafka SASL/TLS, PostgreSQL TLS)."""
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
@@ -146,9 +148,6 @@ class AuditSettings(BaseSettings):
         default="postgresql+asyncpg://notification:notification@127.0.0.1:5432/notification",
         validation_alias="NOTIFICATION_DATABASE_URL",
     )
-    kafka_bootstrap_servers: str = Field(
-        default="127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS"
-    )
     kafka_topic_prefix: str = Field(default="", validation_alias="KAFKA_TOPIC_PREFIX")
 
 
@@ -163,7 +162,11 @@ def default_maildir(start: Path | None = None) -> Path | None:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    env = AuditSettings()
+    try:
+        env = AuditSettings()
+    except ValidationError as exc:
+        print(f"saga-audit: {settings_error_line(exc)}", file=sys.stderr)
+        raise SystemExit(EXIT_UNAVAILABLE) from None
     p = argparse.ArgumentParser(
         prog="saga-audit",
         description="Check the saga system's invariants across every service's database; "
@@ -199,6 +202,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--poison-header", default="x-chaos-poison")
     p.add_argument("--offenders", type=int, default=10, help="offenders shown per invariant")
+    p.set_defaults(kafka_security=env.kafka_security, database_tls=env.database_tls)
     return p.parse_args(argv)
 
 
@@ -214,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         maildir=args.maildir,
         grace_s=args.grace,
         deliberate_poison_header=args.poison_header,
+        kafka_security=args.kafka_security,
+        database_tls=args.database_tls,
     )
 
     def progress(message: str) -> None:

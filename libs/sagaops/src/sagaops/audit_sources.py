@@ -26,6 +26,9 @@ from typing import Any, NamedTuple
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from sagakit.db.tls import AS_THE_URL_SAYS, PostgresTls
+from sagakit.messaging.kafka_clients import PLAINTEXT, KafkaSecurity
+
 PARTICIPANTS = ("inventory", "payment", "notification")
 SERVICES = ("orchestrator", *PARTICIPANTS)
 TERMINAL_SAGA_STATUSES = ("COMPLETED", "FAILED", "COMPENSATED", "COMPENSATION_FAILED")
@@ -58,6 +61,10 @@ class AuditTargets:
     grace_s: float = 60.0  # orders younger than this may still be in flight
     deliberate_poison_header: str = "x-chaos-poison"
     connect_timeout_s: float = 10.0
+    # How to reach a managed deployment: the services' KAFKA_SECURITY_*/KAFKA_SASL_*/KAFKA_SSL_*
+    # and DB_SSLMODE/DB_SSL_* settings.
+    kafka_security: KafkaSecurity = PLAINTEXT
+    database_tls: PostgresTls = AS_THE_URL_SAYS
     dlq_timeout_s: float = 60.0  # reading the DLQ topics to their end offsets takes at most this
 
 
@@ -219,7 +226,9 @@ async def _read_db(
     except (ArgumentError, ValueError) as exc:
         raise AuditUnavailable(f"invalid {service} database URL: {exc}") from exc
     try:
-        conn = await asyncpg.connect(dsn, timeout=targets.connect_timeout_s)
+        conn = await asyncpg.connect(
+            dsn, timeout=targets.connect_timeout_s, **targets.database_tls.connect_args()
+        )
         try:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
                 await reader(conn, snap)
@@ -370,20 +379,23 @@ async def read_dlq(
     *,
     timeout_s: float = 60.0,
     request_timeout_ms: int = 10_000,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> DlqScan:
     """Every record of ``topics`` from the beginning to the end offsets fetched at the start.
 
     Missing topics are listed, not created. A partition not read to its end within ``timeout_s``
     is listed in ``incomplete`` (the scan never hangs on a broker that stops answering).
     """
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka import TopicPartition
     from aiokafka.errors import KafkaError
 
+    from sagakit.messaging.kafka_clients import kafka_admin, kafka_consumer
+
     scan = DlqScan()
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=request_timeout_ms)
-    consumer = AIOKafkaConsumer(
+    admin = kafka_admin(bootstrap, security, request_timeout_ms=request_timeout_ms)
+    consumer = kafka_consumer(
         bootstrap_servers=bootstrap,
+        security=security,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -456,4 +468,9 @@ async def _close_quietly(*closing: Awaitable[Any]) -> None:
 async def _read_dlq_into(targets: AuditTargets, snap: Snapshot) -> None:
     assert targets.kafka_bootstrap is not None
     names = [f"{targets.topic_prefix}{topic}.dlq" for topic in DLQ_SOURCE_TOPICS]
-    snap.dlq = await read_dlq(targets.kafka_bootstrap, names, timeout_s=targets.dlq_timeout_s)
+    snap.dlq = await read_dlq(
+        targets.kafka_bootstrap,
+        names,
+        timeout_s=targets.dlq_timeout_s,
+        security=targets.kafka_security,
+    )

@@ -39,7 +39,9 @@ from aiokafka import AIOKafkaConsumer
 from sagakit.backoff import sleep_unless
 from sagakit.contracts import OrderItem, PlaceOrder
 from sagakit.messaging.envelope import Envelope
+from sagakit.messaging.kafka_clients import kafka_consumer
 from sagakit.messaging.producer import Producer
+from sagakit.settings import kafka_security_from_env
 from sagaops.client import Endpoints, SagaShop
 from sagaops.loadgen import ConnectionDropped, LoadClient
 from sagaops.procwatch import ProcessWatch
@@ -129,7 +131,9 @@ class KafkaPlacer:
     them; accepted when the broker acknowledged them."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
-        self.producer = Producer(bootstrap, client_id="saga-bench")
+        self.producer = Producer(
+            bootstrap, client_id="saga-bench", security=kafka_security_from_env()
+        )
         self.topic = topic
 
     async def start(self) -> None:
@@ -204,9 +208,10 @@ async def run_once(
     await shop.ensure_product(PRODUCT, name="Bench widget", price=500, currency="USD", stock=orders)
     await shop.close()
 
-    consumer = AIOKafkaConsumer(
+    consumer = kafka_consumer(
         f"{args.topic_prefix}order.events",
         bootstrap_servers=args.bootstrap,
+        security=kafka_security_from_env(),
         group_id=None,
         auto_offset_reset="latest",
         enable_auto_commit=False,

@@ -23,13 +23,14 @@ from typing import Any
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from sqlalchemy.engine import make_url
 
 from sagakit.contracts import OrderItem, PlaceOrder
 from sagakit.db.engine import asyncpg_dsn
 from sagakit.messaging.envelope import Envelope
+from sagakit.messaging.kafka_clients import kafka_admin, kafka_producer
+from sagakit.settings import kafka_security_from_env
 from sagakit.testing.databases import reset_database
 from sagakit.testing.kafka import create_topics
 from sagakit.testing.processes import ServiceProcess
@@ -93,7 +94,7 @@ def default_bootstrap() -> str:
 
 async def cluster_size(bootstrap: str) -> int:
     """How many brokers the cluster at ``bootstrap`` has registered."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    admin = kafka_admin(bootstrap, kafka_security_from_env(), request_timeout_ms=10_000)
     await admin.start()
     try:
         return len((await admin.describe_cluster())["brokers"])
@@ -123,8 +124,11 @@ class TopicSender:
         self._producer = self._new()
 
     def _new(self) -> AIOKafkaProducer:
-        return AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap, enable_idempotence=True, request_timeout_ms=5000
+        return kafka_producer(
+            self.bootstrap,
+            kafka_security_from_env(),
+            enable_idempotence=True,
+            request_timeout_ms=5000,
         )
 
     async def start(self) -> None:
@@ -195,7 +199,12 @@ class System:
         # The dead-letter topics too: left to auto-creation, the first one would be created
         # whenever something is first dead-lettered, maybe while a broker is down.
         names = [*ALL_TOPICS, *(f"{t}.dlq" for t in ALL_TOPICS)]
-        await create_topics(self.kafka_bootstrap, [self.prefix + t for t in names], partitions=6)
+        await create_topics(
+            self.kafka_bootstrap,
+            [self.prefix + t for t in names],
+            partitions=6,
+            security=kafka_security_from_env(),
+        )
         env_common = {
             **self.service_env,
             "KAFKA_TOPIC_PREFIX": self.prefix,

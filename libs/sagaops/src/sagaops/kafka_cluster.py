@@ -13,10 +13,11 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
+from sagakit.messaging.kafka_clients import kafka_admin, kafka_consumer
+from sagakit.settings import kafka_security_from_env
 from sagaops.harness import System
 
 INTERNAL_TOPICS = ("__consumer_offsets",)
@@ -76,9 +77,8 @@ class Cluster:
         self.system = system
         self.topics = topics
         self.nodes = nodes
-        self._admin = AIOKafkaAdminClient(
-            bootstrap_servers=system.kafka_bootstrap, request_timeout_ms=5000
-        )
+        self._security = kafka_security_from_env()
+        self._admin = kafka_admin(system.kafka_bootstrap, self._security, request_timeout_ms=5000)
 
     async def start(self) -> None:
         await self._admin.start()
@@ -106,8 +106,9 @@ class Cluster:
 
     async def records(self, states: list[PartitionState]) -> dict[tuple[str, int], int]:
         """Records per partition so far (end offsets: the run's topics started empty)."""
-        consumer = AIOKafkaConsumer(
+        consumer = kafka_consumer(
             bootstrap_servers=self.system.kafka_bootstrap,
+            security=self._security,
             group_id=None,
             request_timeout_ms=15_000,  # a busy 2-core machine answers slowly, not never
         )

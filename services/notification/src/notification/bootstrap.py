@@ -23,6 +23,8 @@ def bootstrap(settings: Settings | None = None) -> Service:
         max_attempts=settings.smtp_max_attempts,
         username=settings.smtp_username,
         password=settings.smtp_password.get_secret_value(),
+        tls=settings.smtp_tls,
+        tls_ca_file=settings.smtp_tls_ca_file or None,
     )
     service.closers.append(mailer.close)
     confirmations = Confirmations(

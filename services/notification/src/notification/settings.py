@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+import os
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
-from sagakit.settings import MAX_PORT, MIN_PORT, ServiceSettings, SettingsError
+from sagakit.settings import LOCAL_ENV, MAX_PORT, MIN_PORT, ServiceSettings, SettingsError
+
+# How the SMTP connection is encrypted (see .env.example).
+SmtpTls = Literal["auto", "starttls", "implicit", "off"]
 
 
 class Settings(ServiceSettings):
@@ -21,7 +25,7 @@ class Settings(ServiceSettings):
         default=8003, ge=MIN_PORT, le=MAX_PORT, validation_alias="NOTIFICATION_HTTP_PORT"
     )
 
-    # SMTP server for order confirmations (no auth or TLS locally; STARTTLS is used if offered).
+    # SMTP server for order confirmations (no login or TLS locally).
     smtp_host: str = Field(default="127.0.0.1", validation_alias="SMTP_HOST")
     smtp_port: int = Field(default=1025, ge=MIN_PORT, le=MAX_PORT, validation_alias="SMTP_PORT")
     smtp_from: str = Field(default="orders@saga-shop.local", validation_alias="SMTP_FROM")
@@ -29,6 +33,11 @@ class Settings(ServiceSettings):
     # password is a SecretStr so it never shows in a repr or a log line.
     smtp_username: str = Field(default="", validation_alias="SMTP_USERNAME")
     smtp_password: SecretStr = Field(default=SecretStr(""), validation_alias="SMTP_PASSWORD")
+    # auto: STARTTLS when the server offers it (else in clear); starttls: STARTTLS required
+    # (submission, port 587); implicit: TLS from the first byte (port 465); off: never TLS.
+    # The server's certificate and host name are checked (the CA file's CA, else the system's).
+    smtp_tls: SmtpTls = Field(default="auto", validation_alias="SMTP_TLS")
+    smtp_tls_ca_file: str = Field(default="", validation_alias="SMTP_TLS_CA_FILE")
     # Per SMTP operation (connect, each command, the message data), in seconds. Also the margin
     # before a command's deadline after which no send starts (domain/deadline.py): keep it well
     # below the orchestrator's notification step timeout.
@@ -38,6 +47,36 @@ class Settings(ServiceSettings):
     # Transient failures (4xx, connection refused or reset, timeouts) are retried this many times
     # in a row, then the record goes back to the consumer's own backoff.
     smtp_max_attempts: int = Field(default=3, ge=1, validation_alias="SMTP_MAX_ATTEMPTS")
+
+    @field_validator("smtp_tls", mode="before")
+    @classmethod
+    def _lower_tls(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("smtp_tls_ca_file")
+    @classmethod
+    def _ca_file(cls, value: str) -> str:
+        value = value.strip()
+        if value and not (os.path.isfile(value) and os.access(value, os.R_OK)):
+            raise ValueError(f"file {value!r} is not a readable file")
+        return value
+
+    @model_validator(mode="after")
+    def _smtp_login_and_tls(self) -> Settings:
+        has_user = bool(self.smtp_username.strip())
+        has_password = bool(self.smtp_password.get_secret_value())
+        if has_user != has_password:
+            raise SettingsError(
+                "SMTP_USERNAME and SMTP_PASSWORD go together: set both (a login) or neither"
+            )
+        if self.smtp_tls_ca_file and self.smtp_tls == "off":
+            raise SettingsError("SMTP_TLS_CA_FILE set but SMTP_TLS=off uses no TLS")
+        if has_user and self.app_env != LOCAL_ENV and self.smtp_tls not in ("starttls", "implicit"):
+            raise SettingsError(
+                f"SMTP_TLS={self.smtp_tls} could send SMTP_PASSWORD in clear: with a login and "
+                f"APP_ENV={self.app_env}, use SMTP_TLS=starttls or implicit"
+            )
+        return self
 
     @model_validator(mode="after")
     def _smtp_fits_in_a_step(self) -> Settings:

@@ -46,6 +46,7 @@ from sagakit.errors import (
     UnexpectedMessage,
 )
 from sagakit.messaging.envelope import Envelope
+from sagakit.messaging.kafka_clients import PLAINTEXT, KafkaSecurity, check_login, kafka_consumer
 from sagakit.messaging.producer import Producer
 from sagakit.messaging.registry import MessageRegistry
 from sagakit.ops import metrics
@@ -94,8 +95,10 @@ class Consumer:
         commit_interval_s: float = 0.25,
         linger_s: float = 0.005,
         kafka_options: Mapping[str, Any] | None = None,
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         self._bootstrap_servers = bootstrap_servers
+        self._security = security
         self._group_id = group_id
         self._client_id = client_id or group_id
         self._topics = list(topics)
@@ -164,8 +167,9 @@ class Consumer:
     async def _start_with_retry(self) -> None:
         attempt = 0
         while not self._stopping.is_set():
-            kafka = AIOKafkaConsumer(
+            kafka = kafka_consumer(
                 bootstrap_servers=self._bootstrap_servers,
+                security=self._security,
                 group_id=self._group_id,
                 client_id=self._client_id,
                 enable_auto_commit=False,
@@ -178,6 +182,8 @@ class Consumer:
                 kafka.subscribe(self._topics, listener=_RebalanceListener(self))
             except KafkaError as exc:
                 await kafka.stop()
+                # A refused login raises KafkaLoginRefused: no retry will help.
+                await check_login(self._bootstrap_servers, self._security)
                 attempt += 1
                 delay = backoff_delay(attempt, base=0.5, cap=self._backoff_cap_s)
                 log.warning(

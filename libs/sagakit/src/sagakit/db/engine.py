@@ -9,10 +9,15 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from sagakit.db.tls import AS_THE_URL_SAYS, PostgresTls
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+
+def create_engine(
+    url: str, *, pool_size: int = 10, tls: PostgresTls = AS_THE_URL_SAYS
+) -> AsyncEngine:
     return create_async_engine(
         url,
+        connect_args=tls.connect_args(),
         pool_size=pool_size,
         max_overflow=pool_size // 2,
         # No pre-ping (a round trip per checkout): a connection found dead raises a disconnect

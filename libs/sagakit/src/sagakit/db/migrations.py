@@ -11,19 +11,22 @@ from sqlalchemy import MetaData, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from sagakit.db.tls import AS_THE_URL_SAYS, PostgresTls
 
-def run_env(metadata: MetaData, url: str) -> None:
-    """Body of a service's ``env.py``: offline SQL or online async migrations."""
+
+def run_env(metadata: MetaData, url: str, tls: PostgresTls = AS_THE_URL_SAYS) -> None:
+    """Body of a service's ``env.py``: offline SQL or online async migrations (over TLS as the
+    service's ``DB_SSLMODE``/``DB_SSL_*`` settings say)."""
     if context.is_offline_mode():
         context.configure(url=url, target_metadata=metadata, literal_binds=True)
         with context.begin_transaction():
             context.run_migrations()
         return
-    asyncio.run(_run_online(metadata, url))
+    asyncio.run(_run_online(metadata, url, tls))
 
 
-async def _run_online(metadata: MetaData, url: str) -> None:
-    engine = create_async_engine(url, poolclass=pool.NullPool)
+async def _run_online(metadata: MetaData, url: str, tls: PostgresTls) -> None:
+    engine = create_async_engine(url, poolclass=pool.NullPool, connect_args=tls.connect_args())
     async with engine.connect() as conn:
         await conn.run_sync(_do_run, metadata)
     await engine.dispose()

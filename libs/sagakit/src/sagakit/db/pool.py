@@ -17,6 +17,7 @@ import orjson
 
 from sagakit.db.engine import asyncpg_dsn
 from sagakit.db.errors import is_connection_lost
+from sagakit.db.tls import AS_THE_URL_SAYS, PostgresTls
 from sagakit.errors import DatabaseUnavailable
 
 
@@ -39,8 +40,9 @@ async def _no_reset(_conn: asyncpg.Connection) -> None:
 class Database:
     """A lazily connected asyncpg pool: the service starts even while PostgreSQL is down."""
 
-    def __init__(self, url: str, *, max_size: int = 10) -> None:
+    def __init__(self, url: str, *, max_size: int = 10, tls: PostgresTls = AS_THE_URL_SAYS) -> None:
         self._dsn = asyncpg_dsn(url)
+        self._connect_args = tls.connect_args()
         self._max_size = max_size
         self._pool: asyncpg.Pool | None = None
         self._starting = asyncio.Lock()
@@ -59,6 +61,7 @@ class Database:
                 reset=_no_reset,
                 timeout=5,
                 command_timeout=60,
+                **self._connect_args,
             )
 
     async def close(self) -> None:

@@ -17,6 +17,7 @@ from aiokafka.errors import KafkaError
 
 from sagakit.errors import BrokerUnavailable
 from sagakit.messaging.envelope import Envelope, Headers
+from sagakit.messaging.kafka_clients import PLAINTEXT, KafkaSecurity, check_login, kafka_producer
 from sagakit.messaging.registry import Message
 
 log = logging.getLogger(__name__)
@@ -30,9 +31,11 @@ class Producer:
         client_id: str,
         linger_ms: int = 0,
         request_timeout_ms: int = 15_000,
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
+        self._bootstrap_servers = bootstrap_servers
+        self._security = security
         self._config = {
-            "bootstrap_servers": bootstrap_servers,
             "client_id": client_id,
             "enable_idempotence": True,  # the broker drops retried duplicates; needs acks=all
             "acks": "all",
@@ -49,11 +52,13 @@ class Producer:
 
     async def start(self) -> None:
         # aiokafka binds its client to the running loop, so it is created here, not in __init__.
-        kafka = AIOKafkaProducer(**self._config)
+        kafka = kafka_producer(self._bootstrap_servers, self._security, **self._config)
         try:
             await kafka.start()
         except KafkaError as exc:
             await kafka.stop()
+            # A refused login (or certificate) raises KafkaLoginRefused: no retry will help.
+            await check_login(self._bootstrap_servers, self._security)
             raise BrokerUnavailable(f"cannot start producer: {exc}") from exc
         self._kafka_client = kafka
 

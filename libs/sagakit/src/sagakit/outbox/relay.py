@@ -24,6 +24,7 @@ import orjson
 
 from sagakit.backoff import sleep_unless
 from sagakit.db.engine import asyncpg_dsn
+from sagakit.db.tls import AS_THE_URL_SAYS, PostgresTls
 from sagakit.errors import BrokerUnavailable
 from sagakit.messaging.producer import Producer
 from sagakit.ops import metrics
@@ -44,8 +45,10 @@ class OutboxRelay:
         grace_s: float = 5.0,
         standby_retry_s: float = 2.0,
         backoff_cap_s: float = 5.0,
+        tls: PostgresTls = AS_THE_URL_SAYS,
     ) -> None:
         self._dsn = asyncpg_dsn(database_url)
+        self._connect_args = tls.connect_args()
         self._producer = producer
         self._name = name
         self._lock_key = zlib.crc32(f"sagakit-outbox-relay:{name}".encode())
@@ -80,7 +83,7 @@ class OutboxRelay:
         self._stopping.set()
 
     async def _run_connected(self) -> None:
-        conn: asyncpg.Connection = await asyncpg.connect(self._dsn, timeout=5)
+        conn: asyncpg.Connection = await asyncpg.connect(self._dsn, timeout=5, **self._connect_args)
         try:
             if not await self._become_leader(conn):
                 return

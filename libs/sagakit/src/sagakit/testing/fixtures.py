@@ -6,12 +6,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 import pytest_asyncio
+from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sagakit.db.engine import create_engine, create_session_factory
 from sagakit.db.pool import Database
-from sagakit.testing.infra import Infra, provide_infra
+from sagakit.messaging.kafka_clients import KafkaSecurity
+from sagakit.testing.infra import (
+    LOCAL_KAFKA_SASL_PASSWORD,
+    LOCAL_KAFKA_SASL_USERNAME,
+    Infra,
+    answers,
+    provide_infra,
+)
 from sagakit.testing.kafka import create_topics, unique_name
 from sagakit.testing.smtp import SmtpServer
 
@@ -25,6 +33,46 @@ def infra() -> Iterator[Infra]:
 @pytest.fixture(scope="session")
 def kafka_bootstrap(infra: Infra) -> str:
     return infra.kafka_bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def kafka_sasl(infra: Infra) -> tuple[str, KafkaSecurity]:
+    """The broker's SASL_PLAINTEXT listener and the security that logs in to it (PLAIN)."""
+    bootstrap = infra.kafka_sasl_bootstrap_servers
+    if bootstrap is None:
+        pytest.fail(f"the {infra.source} infrastructure has no Kafka SASL listener")
+    if not answers(bootstrap):
+        pytest.fail(
+            f"no Kafka SASL listener at {bootstrap}: `make infra-up` opens it (and restarts a "
+            "broker started before it existed)"
+        )
+    return bootstrap, KafkaSecurity(
+        protocol="SASL_PLAINTEXT",
+        sasl_mechanism="PLAIN",
+        sasl_username=LOCAL_KAFKA_SASL_USERNAME,
+        sasl_password=SecretStr(LOCAL_KAFKA_SASL_PASSWORD),
+    )
+
+
+@pytest.fixture(scope="session")
+def kafka_sasl_ssl(infra: Infra) -> tuple[str, KafkaSecurity]:
+    """The broker's SASL_SSL listener and the security that logs in to it: PLAIN over TLS,
+    the broker's certificate checked against the local CA."""
+    bootstrap, ca_file = infra.kafka_sasl_ssl_bootstrap_servers, infra.kafka_ca_file
+    if bootstrap is None or ca_file is None:
+        pytest.fail(f"the {infra.source} infrastructure has no Kafka SASL_SSL listener")
+    if not answers(bootstrap) or not ca_file.is_file():
+        pytest.fail(
+            f"no Kafka SASL_SSL listener at {bootstrap} (or no {ca_file}): `make infra-up` "
+            "opens it (and restarts a broker started before it existed)"
+        )
+    return bootstrap, KafkaSecurity(
+        protocol="SASL_SSL",
+        sasl_mechanism="PLAIN",
+        sasl_username=LOCAL_KAFKA_SASL_USERNAME,
+        sasl_password=SecretStr(LOCAL_KAFKA_SASL_PASSWORD),
+        ssl_ca_file=str(ca_file),
+    )
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sagakit.settings import bootstrap_addresses
-from sagakit.testing.smtp import SmtpServer, local_mail_dir, smtp_server_process
+from sagakit.testing.smtp import REPO_ROOT, SmtpServer, local_mail_dir, smtp_server_process
 
 # stripe-mock's image, the version `make infra-up` builds natively (scripts/infra).
 STRIPE_MOCK_IMAGE = "stripe/stripe-mock:v0.203.0"
@@ -37,6 +37,12 @@ class Infra:
     # stripe-mock's API base URL, and the project's SMTP server with the folder it stores mail in.
     stripe_api_base: str
     smtp: SmtpServer
+    # The broker's SASL_PLAINTEXT and SASL_SSL listeners (PLAIN login, LOCAL_KAFKA_SASL_* below;
+    # the certificate of the local CA, kafka_ca_file), opened by `make infra-up` on KAFKA_PORT +
+    # 20 and + 30; None where there are none (Testcontainers).
+    kafka_sasl_bootstrap_servers: str | None = None
+    kafka_sasl_ssl_bootstrap_servers: str | None = None
+    kafka_ca_file: Path | None = None
 
     def database_url(self, role: str) -> str:
         """The test database of a service's role (``inventory`` -> ``inventory_test``)."""
@@ -46,10 +52,26 @@ class Infra:
         return self.postgres_url_template.format(role=role, db=role)
 
 
+# The one user of the local SASL listener (scripts/infra/lib.sh): a test credential.
+LOCAL_KAFKA_SASL_USERNAME = "saga"
+LOCAL_KAFKA_SASL_PASSWORD = "saga-local-password"
+
+
+def _local_sasl_bootstrap(variable: str, offset: int) -> str:
+    """Node 1's SASL (or SASL_SSL) port as scripts/infra/lib.sh picks it: ``variable``
+    (KAFKA_SASL_PORT, KAFKA_SASL_SSL_PORT), else KAFKA_PORT + ``offset``. One address is enough
+    to bootstrap from."""
+    port = os.environ.get(variable) or str(int(os.environ.get("KAFKA_PORT", "9092")) + offset)
+    return f"127.0.0.1:{port}"
+
+
 def local_infra() -> Infra:
     host = os.environ.get("POSTGRES_HOST", "127.0.0.1")
     port = os.environ.get("POSTGRES_PORT", "5432")
     return Infra(
+        kafka_sasl_bootstrap_servers=_local_sasl_bootstrap("KAFKA_SASL_PORT", 20),
+        kafka_sasl_ssl_bootstrap_servers=_local_sasl_bootstrap("KAFKA_SASL_SSL_PORT", 30),
+        kafka_ca_file=REPO_ROOT / ".infra" / "tls" / "ca.pem",
         kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
         redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         postgres_url_template=f"postgresql+asyncpg://{{role}}:{{role}}@{host}:{port}/{{db}}",
@@ -63,7 +85,7 @@ def local_infra() -> Infra:
     )
 
 
-def _answers(bootstrap: str) -> bool:
+def answers(bootstrap: str) -> bool:
     """Any node of the bootstrap list accepts a connection (one may be down in a cluster)."""
     for address in bootstrap_addresses(bootstrap):
         host, _, port = address.rpartition(":")
@@ -89,7 +111,7 @@ def _docker_reachable() -> bool:
 def provide_infra() -> Iterator[Infra]:
     choice = os.environ.get("SAGA_TEST_INFRA", "")
     local = local_infra()
-    if choice == "local" or (not choice and _answers(local.kafka_bootstrap_servers)):
+    if choice == "local" or (not choice and answers(local.kafka_bootstrap_servers)):
         _create_test_databases(local)
         yield local
         return

@@ -6,8 +6,10 @@ import asyncio
 import uuid
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import ConsumerRecord
+from aiokafka.admin import NewTopic
+
+from sagakit.messaging.kafka_clients import PLAINTEXT, KafkaSecurity, kafka_admin, kafka_consumer
 
 TOPIC_ALREADY_EXISTS = 36  # Kafka's error code: fine, a concurrent creator won
 
@@ -16,11 +18,17 @@ def unique_name(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
-async def create_topics(bootstrap: str, names: list[str], partitions: int = 3) -> None:
+async def create_topics(
+    bootstrap: str,
+    names: list[str],
+    partitions: int = 3,
+    *,
+    security: KafkaSecurity = PLAINTEXT,
+) -> None:
     """Create topics replicated as the cluster's own are: on a cluster of three or more
     brokers three replicas (min.insync.replicas comes from the brokers), else one per broker.
     A failure is raised, never left for auto-creation to paper over."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = kafka_admin(bootstrap, security)
     await admin.start()
     try:
         brokers = len((await admin.describe_cluster())["brokers"])
@@ -44,12 +52,18 @@ async def create_topics(bootstrap: str, names: list[str], partitions: int = 3) -
 
 
 async def read_topic(
-    bootstrap: str, topic: str, *, expected: int, timeout: float = 15.0
+    bootstrap: str,
+    topic: str,
+    *,
+    expected: int,
+    timeout: float = 15.0,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> list[ConsumerRecord[Any, Any]]:
     """Read a topic from the start until ``expected`` records arrived (or the timeout passed)."""
-    consumer = AIOKafkaConsumer(
+    consumer = kafka_consumer(
         topic,
         bootstrap_servers=bootstrap,
+        security=security,
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,

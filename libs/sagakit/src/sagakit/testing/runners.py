@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Mapping
 
 from sagakit.consumer import BatchHandler, Consumer, Handler
 from sagakit.db.pool import Database
+from sagakit.messaging.kafka_clients import PLAINTEXT, KafkaSecurity
 from sagakit.messaging.producer import Producer
 from sagakit.messaging.registry import MessageRegistry
 from sagakit.outbox.relay import OutboxRelay
@@ -18,8 +19,10 @@ from sagakit.testing.waiting import eventually
 
 
 @contextlib.asynccontextmanager
-async def running_producer(bootstrap: str) -> AsyncIterator[Producer]:
-    producer = Producer(bootstrap, client_id="test")
+async def running_producer(
+    bootstrap: str, *, security: KafkaSecurity = PLAINTEXT
+) -> AsyncIterator[Producer]:
+    producer = Producer(bootstrap, client_id="test", security=security)
     await producer.start()
     try:
         yield producer

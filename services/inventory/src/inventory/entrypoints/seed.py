@@ -18,6 +18,7 @@ from inventory.domain.catalog import NewProduct
 from inventory.service_layer import catalog
 from inventory.settings import Settings
 from sagakit.db.engine import create_engine, create_session_factory
+from sagakit.db.tls import AS_THE_URL_SAYS, PostgresTls
 
 SAMPLE_CATALOG: tuple[NewProduct, ...] = (
     NewProduct("widget", "Widget", 1999, "USD", 1000),
@@ -29,9 +30,15 @@ SAMPLE_CATALOG: tuple[NewProduct, ...] = (
 )
 
 
-async def run(database_url: str, *, reset: bool, products: Sequence[NewProduct]) -> int:
+async def run(
+    database_url: str,
+    *,
+    reset: bool,
+    products: Sequence[NewProduct],
+    tls: PostgresTls = AS_THE_URL_SAYS,
+) -> int:
     """Seed (or reset) the catalog, print what was done; returns the exit code."""
-    engine = create_engine(database_url, pool_size=1)
+    engine = create_engine(database_url, pool_size=1, tls=tls)
     try:
         async with create_session_factory(engine)() as session:
             repo = InventoryRepository(session)
@@ -66,7 +73,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings()
     return asyncio.run(
-        run(settings.database_url.get_secret_value(), reset=args.reset, products=SAMPLE_CATALOG)
+        run(
+            settings.database_url.get_secret_value(),
+            reset=args.reset,
+            products=SAMPLE_CATALOG,
+            tls=settings.database_tls,
+        )
     )
 
 

@@ -18,7 +18,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiosmtplib
 
@@ -50,15 +50,24 @@ class SmtpConnections:
         local_hostname: str,
         username: str = "",
         password: str = "",
+        tls: str = "auto",
+        tls_ca_file: str | None = None,
         size: int = 8,
     ) -> None:
         self.host = host
         self.port = port
         self.timeout_s = timeout_s
         self._local_hostname = local_hostname
-        # SMTP AUTH only when a username is set (after STARTTLS, which aiosmtplib uses when
-        # the server offers it).
+        # SMTP AUTH only when a username is set, after STARTTLS (or over implicit TLS).
         self._credentials = (username, password) if username else None
+        # auto: STARTTLS if offered (aiosmtplib's None); starttls: required; implicit: TLS at
+        # connect; off: never. Certificates are always verified (CA file, else the system's).
+        self._tls_options: dict[str, Any] = {
+            "use_tls": tls == "implicit",
+            "start_tls": {"auto": None, "starttls": True}.get(tls, False),
+            "validate_certs": True,
+            "cert_bundle": tls_ca_file,
+        }
         self._slots = asyncio.Semaphore(size)
         self._idle: list[aiosmtplib.SMTP] = []
 
@@ -71,6 +80,7 @@ class SmtpConnections:
                     port=self.port,
                     timeout=self.timeout_s,
                     local_hostname=self._local_hostname,
+                    **self._tls_options,
                 )
                 await client.connect()
                 if self._credentials is not None:
@@ -103,6 +113,8 @@ class SmtpMailer:
         local_hostname: str = "saga-shop.local",
         username: str = "",
         password: str = "",
+        tls: str = "auto",
+        tls_ca_file: str | None = None,
         connections: int = 8,
         transport: Transport | None = None,
         clock: Callable[[], datetime] = utcnow,
@@ -120,6 +132,8 @@ class SmtpMailer:
             local_hostname=local_hostname,
             username=username,
             password=password,
+            tls=tls,
+            tls_ca_file=tls_ca_file,
             size=connections,
         )
         self._clock = clock
@@ -165,6 +179,12 @@ class SmtpMailer:
 
 def classify(exc: BaseException) -> DeliveryRejected | GatewayUnavailable | None:
     """Permanent (``DeliveryRejected``), transient (``GatewayUnavailable``), or None: not ours."""
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        # The relay refused our login (535): nothing to do with the message, so never a
+        # rejection of it; retried until the credentials are fixed.
+        return GatewayUnavailable(
+            f"smtp: login refused ({exc.code} {exc.message}): check SMTP_USERNAME and SMTP_PASSWORD"
+        )
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         # Raised when every recipient was refused; we send to one, so its reply is the answer.
         if not exc.recipients:
