@@ -13,6 +13,7 @@ from orchestrator.entrypoints import api
 from orchestrator.service_layer.admission import AdmissionControl
 from orchestrator.service_layer.handlers import install_handlers
 from orchestrator.service_layer.intake import IntakeQueue, OrderIntake
+from orchestrator.service_layer.operations import Operations
 from orchestrator.service_layer.sagas import SagaService, StatusChange
 from orchestrator.service_layer.scheduler import Scheduler
 from orchestrator.settings import Settings
@@ -92,6 +93,7 @@ def bootstrap(
         batch_size=settings.scheduler_batch_size,
     )
     service.workers.append(scheduler.run)
+    service.app.state.scrape.add("sagas", Operations(service.uow, sagas).refresh_metrics)
     service.closers.append(redis.close)
     api.install(
         service.app,

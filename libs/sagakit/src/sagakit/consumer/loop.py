@@ -126,6 +126,7 @@ class Consumer:
         self._revoking: set[TopicPartition] = set()
         self.started = asyncio.Event()
         self.processed = 0
+        self._lag_shown: set[tuple[str, str]] = set()
 
     # --- configuration (before ``run()``) -------------------------------------------------------
 
@@ -160,6 +161,36 @@ class Consumer:
 
     async def is_ready(self) -> bool:
         return self._kafka is not None and self.started.is_set()
+
+    async def lag(self) -> dict[TopicPartition, int]:
+        """Per assigned partition, the records not yet taken: the high watermark of the last
+        fetch minus the position (no request to the broker). Partitions not fetched yet are
+        left out."""
+        kafka = self._kafka
+        if kafka is None:
+            return {}
+        lags = {}
+        for tp in kafka.assignment():
+            try:
+                highwater = kafka.highwater(tp)
+                if highwater is None:
+                    continue
+                position = await asyncio.wait_for(kafka.position(tp), timeout=0.5)
+            except (TimeoutError, KafkaError, AssertionError):  # revoked meanwhile
+                continue
+            lags[tp] = max(0, highwater - position)
+        return lags
+
+    async def refresh_lag_metric(self) -> None:
+        """Set ``saga_consumer_lag`` for this group's partitions (scrape time); partitions
+        no longer assigned disappear."""
+        lags = await self.lag()
+        shown = {(tp.topic, str(tp.partition)): lag for tp, lag in lags.items()}
+        for topic, partition in self._lag_shown - shown.keys():
+            metrics.CONSUMER_LAG.remove(self._group_id, topic, partition)
+        for (topic, partition), lag in shown.items():
+            metrics.CONSUMER_LAG.labels(self._group_id, topic, partition).set(lag)
+        self._lag_shown = set(shown)
 
     async def _start_with_retry(self) -> None:
         attempt = 0

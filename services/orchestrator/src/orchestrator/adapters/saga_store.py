@@ -383,3 +383,17 @@ async def insert_orders(conn: asyncpg.Connection, orders: Sequence[NewOrder]) ->
 
 # Sagas not yet terminal: what admission control bounds (an index scan on status).
 COUNT_IN_FLIGHT = "SELECT count(*) FROM sagas WHERE status IN ('RUNNING', 'COMPENSATING')"
+
+# Statuses an operator watches: in flight, and parked (the order NEEDS_ATTENTION).
+WATCHED_STATUSES = ("RUNNING", "COMPENSATING", "COMPENSATION_FAILED")
+
+
+async def count_by_status(conn: asyncpg.Connection) -> dict[str, int]:
+    """Sagas in each watched status (the status index; terminal ones are never counted)."""
+    rows = await conn.fetch(
+        "SELECT status, count(*) FROM sagas WHERE status = ANY($1::text[]) GROUP BY status",
+        list(WATCHED_STATUSES),
+    )
+    counts = dict.fromkeys(WATCHED_STATUSES, 0)
+    counts.update({r["status"]: r["count"] for r in rows})
+    return counts

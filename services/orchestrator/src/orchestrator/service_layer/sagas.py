@@ -164,6 +164,7 @@ class SagaService:
         except Exception as exc:
             log.exception("saga %s: the engine failed on %s; parking it", state.saga_id, event)
             decision = self.engine.fault(state, exc, batch.now)
+        batch.observe(state, decision)
         batch.record(loaded, decision)
 
     async def _write(self, uow: UnitOfWork, batch: _Batch) -> None:
@@ -182,18 +183,51 @@ class SagaService:
         for _, outgoing in batch.messages:
             uow.emit(outgoing.topic, outgoing.envelope, extra_headers=outgoing.extra_headers)
         counts = batch.metric_counts()
-        if counts[0] or counts[1]:
-            uow.after_commit(lambda: _count(*counts))
+        if counts[0] or counts[1] or batch.step_outcomes:
+            outcomes = batch.step_outcomes
+            uow.after_commit(lambda: _count(*counts, outcomes))
         if batch.finished and self._on_status_change is not None:
             listener, changes = self._on_status_change, batch.status_changes()
             uow.after_commit(lambda: listener(changes))
 
 
-async def _count(started: list[tuple[str, str]], finished: list[tuple[str, str, str]]) -> None:
+# A history line that ends a step or a compensation: its outcome, as a metric label.
+_STEP_OUTCOMES = {
+    "step_succeeded": "succeeded",
+    "step_failed": "failed",
+    "step_timed_out": "timed_out",
+    "step_compensated": "succeeded",
+    "compensation_failed": "failed",
+}
+_COMPENSATION_EVENTS = frozenset({"step_compensated", "compensation_failed"})
+
+
+@dataclass(frozen=True, slots=True)
+class _StepOutcome:
+    step: str
+    outcome: str
+    seconds: float
+    compensation: bool
+
+
+async def _count(
+    started: list[tuple[str, str]],
+    finished: list[tuple[str, str, str, float]],
+    outcomes: list[_StepOutcome],
+) -> None:
     for definition, version in started:
         metrics.SAGAS_STARTED.labels(definition, version).inc()
-    for definition, version, status in finished:
+    for definition, version, status, seconds in finished:
         metrics.SAGAS_FINISHED.labels(definition, version, status).inc()
+        metrics.SAGA_SECONDS.labels(definition, status).observe(seconds)
+    for o in outcomes:
+        metrics.STEP_SECONDS.labels(o.step, o.outcome).observe(o.seconds)
+        if o.compensation:
+            metrics.COMPENSATION_ATTEMPTS.labels(o.step, o.outcome).inc()
+
+
+def _seconds_since(then: datetime | None, now: datetime) -> float:
+    return max(0.0, (now - then).total_seconds()) if then is not None else 0.0
 
 
 @dataclass
@@ -208,6 +242,7 @@ class _Batch:
     history: list[tuple[uuid.UUID, HistoryLine]] = field(default_factory=list)
     messages: list[tuple[uuid.UUID, Any]] = field(default_factory=list)
     finished: dict[uuid.UUID, SagaStatus] = field(default_factory=dict)
+    step_outcomes: list[_StepOutcome] = field(default_factory=list)
 
     @property
     def created_ids(self) -> set[uuid.UUID]:
@@ -232,6 +267,24 @@ class _Batch:
         if decision.finished is not None:
             self.finished[saga_id] = decision.finished
 
+    def observe(self, before: SagaState, decision: Decision) -> None:
+        """The steps this decision ended, with how long they took: a step starts when its
+        command is sent, which is when the saga started waiting (its ``updated_at`` then)."""
+        for line in decision.history:
+            outcome = _STEP_OUTCOMES.get(line.event)
+            if (
+                outcome is None
+                or line.step is None
+                or line.step != before.awaiting_step
+                or before.updated_at is None
+            ):
+                continue
+            if line.cause == "timeout":
+                outcome = "timed_out"
+            seconds = max(0.0, (self.now - before.updated_at).total_seconds())
+            compensation = line.event in _COMPENSATION_EVENTS
+            self.step_outcomes.append(_StepOutcome(line.step, outcome, seconds, compensation))
+
     def changed_steps(self) -> list[tuple[uuid.UUID, StepState]]:
         steps = []
         created = self.created_ids
@@ -248,13 +301,16 @@ class _Batch:
                     steps.append((saga_id, step))
         return steps
 
-    def metric_counts(self) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]]]:
+    def metric_counts(
+        self,
+    ) -> tuple[list[tuple[str, str]], list[tuple[str, str, str, float]]]:
         started = [(s.definition_name, str(s.definition_version)) for s in self.created]
         finished = [
             (
                 self.latest[saga_id].definition_name,
                 str(self.latest[saga_id].definition_version),
                 str(status),
+                _seconds_since(self.latest[saga_id].created_at, self.now),
             )
             for saga_id, status in self.finished.items()
         ]
