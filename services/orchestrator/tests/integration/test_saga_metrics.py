@@ -26,7 +26,9 @@ def snapshot() -> dict[str, float]:
     reserve = {"step": "reserve_inventory"}
     release = {"step": "reserve_inventory:compensate", "outcome": "succeeded"}
     return {
-        "reserved_count": sample("saga_step_duration_seconds_count", **reserve, outcome="succeeded"),
+        "reserved_count": sample(
+            "saga_step_duration_seconds_count", **reserve, outcome="succeeded"
+        ),
         "reserved_sum": sample("saga_step_duration_seconds_sum", **reserve, outcome="succeeded"),
         "declined": sample(
             "saga_step_duration_seconds_count", step="process_payment", outcome="failed"
