@@ -11,7 +11,7 @@ from orchestrator.domain.order_workflow import ORDER_WORKFLOW, order_workflow
 from orchestrator.domain.workflow import WorkflowRegistry
 from orchestrator.entrypoints import api
 from orchestrator.service_layer.admission import AdmissionControl
-from orchestrator.service_layer.handlers import install_handlers
+from orchestrator.service_layer.handlers import install_handlers, parking_hook
 from orchestrator.service_layer.intake import IntakeQueue, OrderIntake
 from orchestrator.service_layer.operations import Operations
 from orchestrator.service_layer.sagas import SagaService, StatusChange
@@ -86,6 +86,7 @@ def bootstrap(
     service.workers.append(admission.run)
     service.consumer.throttle(topics.orders, admission.room)
     install_handlers(service.consumer, sagas, intake, registry, admission)
+    service.consumer.when_handler_fails(parking_hook(sagas, service.uow))
     scheduler = Scheduler(
         sagas,
         service.uow,

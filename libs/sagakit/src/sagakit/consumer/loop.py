@@ -59,6 +59,9 @@ Handler = Callable[[Envelope[Any], UnitOfWork], Awaitable[None]]
 # Takes consecutive records of its types at once (the orchestrator loads every saga they answer
 # with one query). Records of one partition reach it in order.
 BatchHandler = Callable[[Sequence[Envelope[Any]], UnitOfWork], Awaitable[None]]
+# Told about a record whose handler kept failing with a bug (not an outage, not a bad message)
+# just before it is dead-lettered, outside any transaction: the orchestrator parks its saga.
+FailureHook = Callable[[Envelope[Any], Exception], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +97,7 @@ class Consumer:
         commit_interval_s: float = 0.25,
         linger_s: float = 0.005,
         kafka_options: Mapping[str, Any] | None = None,
+        on_handler_failure: FailureHook | None = None,
     ) -> None:
         self._bootstrap_servers = bootstrap_servers
         self._group_id = group_id
@@ -119,6 +123,7 @@ class Consumer:
         self._rate_at = time.monotonic()
         self._kafka_options = dict(kafka_options or {})
         self._room: dict[str, Callable[[], int]] = {}
+        self._on_handler_failure = on_handler_failure
 
         self._kafka: AIOKafkaConsumer | None = None
         self._stopping = asyncio.Event()
@@ -138,6 +143,11 @@ class Consumer:
         """One handler for runs of consecutive records of these types (see ``BatchHandler``)."""
         for message_type in message_types:
             self._batch_handlers[message_type] = handler
+
+    def when_handler_fails(self, hook: FailureHook) -> None:
+        """Call ``hook`` with a record that is about to be dead-lettered because its handler
+        kept raising a bug (see ``FailureHook``); an error of the hook is logged, never raised."""
+        self._on_handler_failure = hook
 
     def throttle(self, topic: str, room: Callable[[], int]) -> None:
         """Take at most ``room()`` records of ``topic`` per batch, and fetch none while it is 0:
@@ -385,6 +395,8 @@ class Consumer:
                         item,
                         attempt,
                     )
+                    if not isinstance(exc, SagaError):
+                        await self._report_failure(item, exc)
                     await self._dead_letter(
                         item.record, HandlerFailed(f"{type(exc).__name__}: {exc}")
                     )
@@ -393,6 +405,14 @@ class Consumer:
                 continue
             metrics.BATCH_SECONDS.labels(self._group_id).observe(time.perf_counter() - started)
             return
+
+    async def _report_failure(self, item: _Item, exc: Exception) -> None:
+        if self._on_handler_failure is None:
+            return
+        try:
+            await self._on_handler_failure(item.envelope, exc)
+        except Exception:
+            log.exception("consumer %s: the failure hook failed on %s", self._group_id, item)
 
     async def _transaction(self, items: Sequence[_Item]) -> None:
         """The records' inbox rows, their handlers and their outbox rows: one commit.

@@ -169,7 +169,7 @@ class Operations:
                 " WHERE s.saga_id = $1 OR s.order_id = $1 LIMIT 1",
                 saga_or_order_id,
             )
-        return saga_store._state(row) if row else None
+        return saga_store.readable_state(row) if row else None
 
     async def timeline(self, saga_id: uuid.UUID) -> list[TimelineLine]:
         async with self._uow() as uow:
@@ -203,7 +203,7 @@ class Operations:
                 min(limit, MAX_LIMIT),
                 parked,
             )
-        return [Stuck(saga_store._state(r), _STUCK_LABELS[r["why"]]) for r in rows]
+        return [Stuck(saga_store.readable_state(r), _STUCK_LABELS[r["why"]]) for r in rows]
 
     async def stuck_counts(
         self, *, grace_s: float = 30.0, running_over_s: float = 300.0

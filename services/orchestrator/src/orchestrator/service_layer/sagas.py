@@ -6,6 +6,9 @@ changes, their history, the orders they finish and the messages they send commit
 
 A saga the engine cannot decide for (a bug, a definition no longer deployed) is parked for
 operators (``SagaEngine.fault``); the others in the batch go on, and so does the orchestrator.
+A bug met outside the engine (a row that does not load, a write that fails, in the scheduler or
+a reply's handler) fails the whole batch: the scheduler then takes the due sagas one by one and
+the consumer the records, and ``park`` marks the saga that still fails, whatever it is.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from orchestrator.domain.engine import (
 from orchestrator.domain.saga import SagaState, StepState
 from orchestrator.domain.status import ORDER_STATUS_FOR, SagaStatus
 from orchestrator.domain.workflow import Context, WorkflowDefinition
+from sagakit.db.errors import is_retriable_db_error
+from sagakit.errors import InfrastructureError
 from sagakit.messaging.envelope import Envelope
 from sagakit.ops import metrics
 from sagakit.outbox.unit_of_work import UnitOfWork
@@ -43,6 +48,11 @@ log = logging.getLogger(__name__)
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """The database or the broker is away (retry later), as opposed to a bug."""
+    return isinstance(exc, InfrastructureError) or is_retriable_db_error(exc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +142,60 @@ class SagaService:
         await self._write(uow, batch)
         return len(batch.changed_ids)
 
+    async def on_due_one(self, uow: UnitOfWork, saga_id: uuid.UUID) -> int:
+        """``on_due`` for one saga (the scheduler's fallback when a batch failed)."""
+        now = self.clock()
+        state = (await saga_store.lock(uow.conn, [saga_id])).get(saga_id)
+        if state is None:
+            return 0
+        batch = _Batch(now)
+        if state.deadline_at is not None and state.deadline_at <= now:
+            self._apply(batch, state, DeadlinePassed())
+        elif state.next_retry_at is not None and state.next_retry_at <= now:
+            self._apply(batch, state, RetryDue())
+        await self._write(uow, batch)
+        return len(batch.changed_ids)
+
+    async def park(
+        self,
+        uow_factory: Callable[[], UnitOfWork],
+        saga_id: uuid.UUID,
+        error: BaseException,
+        *,
+        where: str,
+    ) -> bool:
+        """Handling this saga raised ``error``, a bug rather than an outage: park it for
+        operators, in transactions of its own. As ``SagaEngine.fault`` when its state still
+        loads and writes (COMPENSATION_FAILED, the order NEEDS_ATTENTION, the error as reason
+        and in its history, the order's event sent); else with plain SQL that reads nothing of
+        it. Either way no timer is left on it, so the scheduler does not take it again.
+        Returns False for an unknown saga. Outages raise (the caller retries)."""
+        metrics.SAGAS_PARKED_BY_ERROR.labels(where).inc()
+        try:
+            async with uow_factory() as uow:
+                state = (await saga_store.lock(uow.conn, [saga_id])).get(saga_id)
+                if state is None:
+                    return False
+                if state.status.terminal:
+                    raise RuntimeError(f"saga {saga_id} is {state.status}")  # keep its status
+                batch = _Batch(self.clock())
+                batch.record(state, self.engine.fault(state, error, batch.now))
+                await self._write(uow, batch)
+                await uow.commit()
+            log.error("saga %s parked (%s): %s: %s", saga_id, where, type(error).__name__, error)
+            return True
+        except Exception as second:
+            if is_outage(second):
+                raise
+            log.warning("saga %s: parking it through the engine failed too (%s)", saga_id, second)
+        async with uow_factory() as uow:
+            parked = await saga_store.park(
+                uow.conn, saga_id, f"{where} error: {type(error).__name__}: {error}", self.clock()
+            )
+            await uow.commit()
+        log.error("saga %s parked (%s): %s: %s", saga_id, where, type(error).__name__, error)
+        return parked
+
     async def retry_by_operator(
         self, uow: UnitOfWork, saga_id: uuid.UUID, who: str, reason: str | None = None
     ) -> SagaState:
@@ -163,6 +227,7 @@ class SagaService:
             raise
         except Exception as exc:
             log.exception("saga %s: the engine failed on %s; parking it", state.saga_id, event)
+            metrics.SAGAS_PARKED_BY_ERROR.labels("engine").inc()
             decision = self.engine.fault(state, exc, batch.now)
         batch.observe(state, decision)
         batch.record(loaded, decision)
