@@ -19,9 +19,10 @@ async def test_the_lag_of_each_partition_is_shown_and_falls_to_zero(
     kafka_bootstrap, new_topic, database
 ) -> None:
     topic = await new_topic(partitions=1)
-    release = asyncio.Event()
+    release, entered = asyncio.Event(), asyncio.Event()
 
     async def slow(envelope: Envelope[DoThing], uow: UnitOfWork) -> None:
+        entered.set()
         await release.wait()  # the first record holds the partition
 
     saga = uuid.uuid4()
@@ -31,10 +32,14 @@ async def test_the_lag_of_each_partition_is_shown_and_falls_to_zero(
             kafka_bootstrap, topic, {"DoThing": slow}, database, producer, max_records=1
         ) as consumer,
     ):
+        # The records behind arrive while the first is being handled: no fetch has seen them
+        # (the lag comes from the broker's end offsets, not from the last fetch).
         for i in range(5):
             await producer.publish(
                 topic, Envelope(payload=DoThing(name=f"r{i}", amount=1), saga_id=saga)
             )
+            if i == 0:
+                await asyncio.wait_for(entered.wait(), timeout=15)
 
         async def lag() -> float:
             await consumer.refresh_lag_metric()

@@ -173,22 +173,28 @@ class Consumer:
         return self._kafka is not None and self.started.is_set()
 
     async def lag(self) -> dict[TopicPartition, int]:
-        """Per assigned partition, the records not yet taken: the high watermark of the last
-        fetch minus the position (no request to the broker). Partitions not fetched yet are
-        left out."""
+        """Per assigned partition, the records not yet taken: the partition's end offset minus
+        the consumer's position. The end offsets are asked of the broker (one request: the
+        high watermark of the last fetch stands still while a batch takes long, which is when
+        the lag matters); without an answer, that last high watermark is used."""
         kafka = self._kafka
         if kafka is None:
             return {}
+        assigned = list(kafka.assignment())
+        try:
+            ends = await asyncio.wait_for(kafka.end_offsets(assigned), timeout=1.0)
+        except (TimeoutError, KafkaError):
+            ends = {}
         lags = {}
-        for tp in kafka.assignment():
+        for tp in assigned:
             try:
-                highwater = kafka.highwater(tp)
-                if highwater is None:
+                end = ends.get(tp, kafka.highwater(tp))
+                if end is None:
                     continue
                 position = await asyncio.wait_for(kafka.position(tp), timeout=0.5)
             except (TimeoutError, KafkaError, AssertionError):  # revoked meanwhile
                 continue
-            lags[tp] = max(0, highwater - position)
+            lags[tp] = max(0, end - position)
         return lags
 
     async def refresh_lag_metric(self) -> None:
