@@ -15,3 +15,16 @@ fi
 cd "$ROOT/deploy/prometheus"
 promtool check config prometheus.yml >/dev/null # and the rule files it names
 promtool test rules alerts.test.yml
+
+# The Grafana dashboard's queries parse too: each becomes a recording rule for promtool.
+queries="$(mktemp --suffix=.json)"
+trap 'rm -f "$queries"' EXIT
+python3 - "$ROOT"/deploy/grafana/*.json >"$queries" <<'PY'
+import json, sys
+exprs = [t["expr"] for path in sys.argv[1:] for p in json.load(open(path))["panels"]
+         for t in p.get("targets", [])]
+rules = [{"record": f"dashboard:query_{i}", "expr": e} for i, e in enumerate(exprs)]
+print(json.dumps({"groups": [{"name": "dashboard", "rules": rules}]}))
+PY
+promtool check rules "$queries" >/dev/null
+echo "  dashboard queries: valid PromQL"
