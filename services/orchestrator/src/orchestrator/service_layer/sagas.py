@@ -13,12 +13,15 @@ the consumer the records, and ``park`` marks the saga that still fails, whatever
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from prometheus_client import Counter, Histogram
 
 from orchestrator.adapters import saga_store
 from orchestrator.adapters.saga_store import Changes, FinishedOrder
@@ -267,12 +270,9 @@ _STEP_OUTCOMES = {
 _COMPENSATION_EVENTS = frozenset({"step_compensated", "compensation_failed"})
 
 
-@dataclass(frozen=True, slots=True)
-class _StepOutcome:
-    step: str
-    outcome: str
-    seconds: float
-    compensation: bool
+# A step that ended: (step, outcome, seconds, whether it was a compensation). A tuple: the hot
+# path makes several per saga.
+_StepOutcome = tuple[str, str, float, bool]
 
 
 async def _count(
@@ -285,10 +285,22 @@ async def _count(
     for definition, version, status, seconds in finished:
         metrics.SAGAS_FINISHED.labels(definition, version, status).inc()
         metrics.SAGA_SECONDS.labels(definition, status).observe(seconds)
-    for o in outcomes:
-        metrics.STEP_SECONDS.labels(o.step, o.outcome).observe(o.seconds)
-        if o.compensation:
-            metrics.COMPENSATION_ATTEMPTS.labels(o.step, o.outcome).inc()
+    for step, outcome, seconds, compensation in outcomes:
+        _step_seconds(step, outcome).observe(seconds)
+        if compensation:
+            _compensation_attempts(step, outcome).inc()
+
+
+# The labelled children, looked up once per step and outcome: the hot path records several per
+# saga, and ``labels()`` costs more than the observation itself.
+@functools.cache
+def _step_seconds(step: str, outcome: str) -> Histogram:
+    return metrics.STEP_SECONDS.labels(step, outcome)
+
+
+@functools.cache
+def _compensation_attempts(step: str, outcome: str) -> Counter:
+    return metrics.COMPENSATION_ATTEMPTS.labels(step, outcome)
 
 
 def _seconds_since(then: datetime | None, now: datetime) -> float:
@@ -335,20 +347,16 @@ class _Batch:
     def observe(self, before: SagaState, decision: Decision) -> None:
         """The steps this decision ended, with how long they took: a step starts when its
         command is sent, which is when the saga started waiting (its ``updated_at`` then)."""
+        awaiting, since = before.awaiting_step, before.updated_at
+        if awaiting is None or since is None:
+            return
         for line in decision.history:
-            outcome = _STEP_OUTCOMES.get(line.event)
-            if (
-                outcome is None
-                or line.step is None
-                or line.step != before.awaiting_step
-                or before.updated_at is None
-            ):
+            if line.step != awaiting or line.event not in _STEP_OUTCOMES:
                 continue
-            if line.cause == "timeout":
-                outcome = "timed_out"
-            seconds = max(0.0, (self.now - before.updated_at).total_seconds())
+            outcome = "timed_out" if line.cause == "timeout" else _STEP_OUTCOMES[line.event]
+            seconds = max(0.0, (self.now - since).total_seconds())
             compensation = line.event in _COMPENSATION_EVENTS
-            self.step_outcomes.append(_StepOutcome(line.step, outcome, seconds, compensation))
+            self.step_outcomes.append((awaiting, outcome, seconds, compensation))
 
     def changed_steps(self) -> list[tuple[uuid.UUID, StepState]]:
         steps = []
