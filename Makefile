@@ -95,7 +95,7 @@ test-saga: install ## Against running services: one live order of every kind, an
 	@$(UV) run --frozen saga-test
 
 BENCH_ORDERS ?= 2000
-BENCH_CONCURRENCY ?= 32
+BENCH_CONCURRENCY ?= 256
 BENCH_RATE ?=
 BENCH_SECONDS ?= 60
 BENCH_VIA ?= http
