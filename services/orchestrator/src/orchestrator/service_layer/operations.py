@@ -224,7 +224,7 @@ class Operations:
         return counts
 
     async def refresh_metrics(self) -> None:
-        """``saga_sagas_current`` and ``saga_sagas_stuck``: two indexed counts, when scraped."""
+        """``saga_sagas_current`` and ``saga_sagas_stuck``: a few indexed counts, when scraped."""
         async with self._uow() as uow:
             by_status = await saga_store.count_by_status(uow.conn)
         for status, count in by_status.items():
