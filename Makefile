@@ -40,8 +40,12 @@ install: ## Install uv (if missing) and every Python dependency from uv.lock int
 
 # --- infrastructure ------------------------------------------------------------------------------
 
+# INFRA_PROMETHEUS=1 (on infra-up or demo): Prometheus too, scraping the services, with the alerts.
+INFRA_PROMETHEUS ?=
+export INFRA_PROMETHEUS
+
 .PHONY: infra-up
-infra-up: install ## Start Kafka (KAFKA_BROKERS=3: a cluster), PostgreSQL, Redis, stripe-mock and SMTP natively
+infra-up: install ## Start Kafka (KAFKA_BROKERS=3: a cluster), PostgreSQL, Redis, stripe-mock and SMTP natively (INFRA_PROMETHEUS=1: Prometheus)
 	@scripts/infra/up.sh
 
 .PHONY: infra-down
@@ -81,6 +85,9 @@ demo: infra-up migrate seed ## From a fresh clone: everything up, four services 
 	@echo "System running. Order API: http://127.0.0.1:$${ORCHESTRATOR_HTTP_PORT:-8000}  (logs: .infra/logs/services/)"
 	@echo "  try:  curl -s -XPOST localhost:$${ORCHESTRATOR_HTTP_PORT:-8000}/orders -H 'content-type: application/json' \\"
 	@echo "          -d '{\"customer_id\":\"c1\",\"email\":\"me@example.com\",\"items\":[{\"product_id\":\"widget\",\"quantity\":1}],\"payment_method\":\"pm_card_visa\",\"currency\":\"USD\"}'"
+	@if [ "$(INFRA_PROMETHEUS)" = 1 ]; then \
+	  echo "Prometheus (metrics, alerts): http://127.0.0.1:$${PROMETHEUS_PORT:-9090}/alerts"; \
+	else echo "Alerts in Prometheus's web UI: make demo INFRA_PROMETHEUS=1"; fi
 	@echo "Stop everything with: make down"
 
 .PHONY: test-saga
@@ -171,11 +178,12 @@ docs-check: install $(ASYNCAPI) ## Contracts and diagrams current and compatible
 # --- quality -------------------------------------------------------------------------------------
 
 .PHONY: lint
-lint: install ## ruff (lint + format check), mypy --strict, hadolint (Dockerfile) and docs-check
+lint: install ## ruff (lint + format check), mypy --strict, hadolint (Dockerfile), alert rules, docs-check
 	@$(UV) run --frozen ruff check .
 	@$(UV) run --frozen ruff format --check .
 	@$(UV) run --frozen mypy
 	@$(UV) run --frozen hadolint Dockerfile
+	@scripts/alerts-check.sh
 	@$(MAKE) --no-print-directory docs-check
 
 .PHONY: format
@@ -184,8 +192,12 @@ format: install ## Format and auto-fix with ruff
 	@$(UV) run --frozen ruff check --fix .
 
 .PHONY: test
-test: infra-up ## Every test (unit, integration, e2e), starting the infrastructure if needed
+test: infra-up alerts-check ## Every test (unit, integration, e2e, alert rules), starting the infrastructure if needed
 	@$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+.PHONY: alerts-check
+alerts-check: ## Prometheus config and alert rules valid, each alert's promtool tests pass (installs promtool)
+	@scripts/alerts-check.sh
 
 .PHONY: test-unit
 test-unit: install ## Unit tests only (no I/O, no infrastructure)

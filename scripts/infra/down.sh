@@ -112,6 +112,7 @@ purge_component() {
       ;;
     kafka-*) die "--purge takes the whole cluster ('kafka'), not one node" ;;
     smtp) rm -rf "$DATA_DIR/mail" ;;
+    prometheus) rm -rf "$DATA_DIR/prometheus" ;;
     stripe-mock) ;; # stateless
   esac
 }
@@ -137,6 +138,9 @@ main() {
   if ((${#comps[@]} == 0)); then
     all=1
     comps=("${ALL_COMPONENTS[@]}")
+    for c in "${OPTIONAL_COMPONENTS[@]}"; do # stopped whenever they run
+      if [[ " ${comps[*]} " != *" $c "* ]] && [[ -n "$(component_pid "$c")" ]]; then comps+=("$c"); fi
+    done
   fi
   take_lock
 

@@ -37,6 +37,7 @@ KAFKA_BROKERS="${KAFKA_BROKERS:-}"
 STRIPE_MOCK_PORT="${STRIPE_MOCK_PORT:-12111}"
 STRIPE_MOCK_HTTPS_PORT="${STRIPE_MOCK_HTTPS_PORT:-12112}"
 SMTP_PORT="${SMTP_PORT:-1025}"
+PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
 
 PG_BIN="${PG_BIN:-/usr/lib/postgresql/$PG_MAJOR/bin}"
 PGDATA_DIR="$DATA_DIR/postgres"
@@ -45,6 +46,11 @@ KAFKA_LIBS="$KAFKA_HOME/libs-$KAFKA_VERSION"
 KAFKA_CLASSES="$KAFKA_HOME/classes-$KAFKA_VERSION"
 
 ALL_COMPONENTS=(postgres redis kafka stripe-mock smtp)
+# Started only when named, or with INFRA_PROMETHEUS=1 (then part of "all"); down.sh stops them
+# whenever they run.
+OPTIONAL_COMPONENTS=(prometheus)
+if [[ "${INFRA_PROMETHEUS:-}" == 1 ]]; then ALL_COMPONENTS+=(prometheus); fi
+APT_UPDATED=0 # apt-get update at most once per run, and only if needed
 
 # Timestamped log lines on stderr, so stdout stays usable for data.
 log() { printf '%(%H:%M:%S)T [%s] %s\n' -1 "${LOG_TAG:-infra}" "$*" >&2; }
@@ -60,6 +66,33 @@ fmt_ms() { printf '%d.%02ds' $(($1 / 1000)) $(($1 % 1000 / 10)); }
 # need_cmd CMD HINT: fail early with what to install instead of a cryptic error later.
 need_cmd() {
   command -v "$1" >/dev/null 2>&1 || die "required command '$1' not found: $2"
+}
+
+# apt_install LOGFILE PACKAGE...
+apt_install() {
+  local logfile="$1"
+  shift
+  need_cmd apt-get "cannot install '$*' automatically: install it with your package manager"
+  ((EUID == 0)) || die "installing '$*' needs root: sudo apt-get install --no-install-recommends $*"
+  if ((APT_UPDATED == 0)); then
+    log "apt-get update (output: $logfile)"
+    apt-get update -qq >>"$logfile" 2>&1 || die "apt-get update failed"
+    APT_UPDATED=1
+  fi
+  log "apt-get install $*"
+  # Debian packages start their own service on install (redis on 6379, a
+  # postgres cluster on 5432), which would then squat our ports; a temporary
+  # policy-rc.d returning 101 forbids that. An existing one is left alone.
+  local policy=/usr/sbin/policy-rc.d created=0 rc=0
+  if [[ ! -e "$policy" ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    created=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" \
+    >>"$logfile" 2>&1 || rc=$?
+  if ((created)); then rm -f "$policy"; fi
+  ((rc == 0)) || die "apt-get install $* failed"
 }
 
 # Bash's /dev/tcp avoids depending on nc; loopback refusals come back immediately.
@@ -198,6 +231,7 @@ component_port() {
     kafka-*) kafka_port "${1#kafka-}" ;;
     stripe-mock) echo "$STRIPE_MOCK_PORT" ;;
     smtp) echo "$SMTP_PORT" ;;
+    prometheus) echo "$PROMETHEUS_PORT" ;;
   esac
 }
 
@@ -211,7 +245,9 @@ component_log() {
 is_component() {
   local c
   [[ "$1" =~ ^kafka-[1-9]$ ]] && return 0
-  for c in "${ALL_COMPONENTS[@]}"; do [[ "$c" == "$1" ]] && return 0; done
+  for c in "${ALL_COMPONENTS[@]}" "${OPTIONAL_COMPONENTS[@]}"; do
+    [[ "$c" == "$1" ]] && return 0
+  done
   return 1
 }
 

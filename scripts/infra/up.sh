@@ -13,7 +13,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CURRENT=""    # component being brought up, for the failure report
 RESULT=""     # what the last up_* did: "already up" or "started"
-APT_UPDATED=0 # apt-get update at most once per run, and only if needed
 
 # On any failure inside a component, show the tail of its log: the cause is
 # almost always there, and the user should not have to go looking.
@@ -28,33 +27,6 @@ on_exit() {
   fi
 }
 trap on_exit EXIT
-
-# apt_install LOGFILE PACKAGE...
-apt_install() {
-  local logfile="$1"
-  shift
-  need_cmd apt-get "cannot install '$*' automatically: install it with your package manager"
-  ((EUID == 0)) || die "installing '$*' needs root: sudo apt-get install --no-install-recommends $*"
-  if ((APT_UPDATED == 0)); then
-    log "apt-get update (output: $logfile)"
-    apt-get update -qq >>"$logfile" 2>&1 || die "apt-get update failed"
-    APT_UPDATED=1
-  fi
-  log "apt-get install $*"
-  # Debian packages start their own service on install (redis on 6379, a
-  # postgres cluster on 5432), which would then squat our ports; a temporary
-  # policy-rc.d returning 101 forbids that. An existing one is left alone.
-  local policy=/usr/sbin/policy-rc.d created=0 rc=0
-  if [[ ! -e "$policy" ]]; then
-    printf '#!/bin/sh\nexit 101\n' >"$policy"
-    chmod 755 "$policy"
-    created=1
-  fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" \
-    >>"$logfile" 2>&1 || rc=$?
-  if ((created)); then rm -f "$policy"; fi
-  ((rc == 0)) || die "apt-get install $* failed"
-}
 
 # check_running NAME TIMEOUT_S: 0 if already up (sets RESULT), 1 if it must be
 # started; dies on states that a restart would not fix by itself.
@@ -540,6 +512,29 @@ up_smtp() {
   start_bg smtp "$logfile" "$SMTP_PY" -u "$INFRA_SCRIPTS/smtp_server.py" \
     --host 127.0.0.1 --port "$SMTP_PORT" --mail-dir "$DATA_DIR/mail"
   wait_for_port "$SMTP_PORT" 15 "$BG_PID" smtp || die "smtp server is not listening"
+  RESULT="started"
+}
+
+# -------------------------------------------------------------- prometheus --
+# Optional (INFRA_PROMETHEUS=1, or named): Debian's Prometheus scraping the local services with
+# deploy/prometheus/, its alert rules included. The config is copied with this environment's
+# service ports, so a checkout on other ports scrapes its own services.
+
+up_prometheus() {
+  check_running prometheus 30 && return 0
+  local logfile="$LOG_DIR/prometheus.log" conf_dir="$INFRA_DIR/prometheus"
+  command -v prometheus >/dev/null 2>&1 || apt_install "$logfile" prometheus
+  mkdir -p "$conf_dir" "$DATA_DIR/prometheus"
+  cp "$ROOT/deploy/prometheus/alerts.yml" "$conf_dir/alerts.yml"
+  sed -e "s/127.0.0.1:8000/127.0.0.1:${ORCHESTRATOR_HTTP_PORT:-8000}/" \
+    -e "s/127.0.0.1:8001/127.0.0.1:${INVENTORY_HTTP_PORT:-8001}/" \
+    -e "s/127.0.0.1:8002/127.0.0.1:${PAYMENT_HTTP_PORT:-8002}/" \
+    -e "s/127.0.0.1:8003/127.0.0.1:${NOTIFICATION_HTTP_PORT:-8003}/" \
+    "$ROOT/deploy/prometheus/prometheus.yml" >"$conf_dir/prometheus.yml"
+  start_bg prometheus "$logfile" prometheus --config.file="$conf_dir/prometheus.yml" \
+    --storage.tsdb.path="$DATA_DIR/prometheus" --storage.tsdb.retention.time=2d \
+    --web.listen-address="127.0.0.1:$PROMETHEUS_PORT"
+  wait_for_port "$PROMETHEUS_PORT" 30 "$BG_PID" prometheus || die "prometheus is not listening"
   RESULT="started"
 }
 

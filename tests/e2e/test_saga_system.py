@@ -290,3 +290,31 @@ async def test_bad_input_to_the_running_api_starts_no_saga(system, body, status)
     assert response.json()["message"]
     after = await system.query("orchestrator", "SELECT count(*) AS n FROM orders")
     assert after[0]["n"] == before[0]["n"]
+
+
+async def test_every_service_exports_its_lag_and_outbox_and_the_orchestrator_its_sagas(
+    system, outcomes
+) -> None:
+    """The scrape-time gauges, from the real processes after the scenarios (one parked)."""
+    texts = {}
+    for service, process in system.processes.items():
+        async with httpx.AsyncClient(base_url=process.base_url) as client:
+            texts[service] = (await client.get("/metrics")).text
+    for service, text in texts.items():
+        assert f'saga_outbox_pending{{service="{service}"}}' in text
+        assert "saga_consumer_lag{" in text
+    orchestrator = texts["orchestrator"]
+    parked = next(
+        line
+        for line in orchestrator.splitlines()
+        if line.startswith("saga_sagas_current{status") and "COMPENSATION_FAILED" in line
+    )
+    assert float(parked.rsplit(" ", 1)[1]) >= 1  # the refund-failing scenario
+    assert 'saga_step_duration_seconds_count{outcome="succeeded",step="reserve_inventory"}' in (
+        orchestrator
+    )
+    assert (
+        'saga_compensation_attempts_total{outcome="failed",step="process_payment:compensate"}'
+        in (orchestrator)
+    )
+    assert "saga_order_to_terminal_seconds_count{" in orchestrator

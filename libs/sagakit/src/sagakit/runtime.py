@@ -28,7 +28,9 @@ from sagakit.db.pool import Database
 from sagakit.errors import BrokerUnavailable, ConfigurationError
 from sagakit.messaging.producer import Producer
 from sagakit.messaging.registry import MessageRegistry
+from sagakit.ops import metrics
 from sagakit.ops.http import HttpServer, build_ops_app
+from sagakit.outbox import store as outbox_store
 from sagakit.outbox.dispatcher import Dispatcher
 from sagakit.outbox.relay import OutboxRelay
 from sagakit.outbox.unit_of_work import UnitOfWork
@@ -139,8 +141,24 @@ def build_service(
         "database": service.database_ready,
         "kafka": service.kafka_ready,
     }
+    service.app.state.scrape.add(
+        "outbox", outbox_metrics_refresher(database, settings.service_name)
+    )
+    service.app.state.scrape.add("consumer_lag", consumer.refresh_lag_metric)
     service.http = HttpServer(service.app, settings.http_host, settings.http_port)
     return service
+
+
+def outbox_metrics_refresher(database: Database, service: str) -> metrics.Refresher:
+    """Sets ``saga_outbox_pending`` and ``saga_outbox_oldest_age_seconds`` (at scrape time)."""
+
+    async def refresh() -> None:
+        async with database.connection() as conn:
+            pending, oldest_s = await outbox_store.backlog(conn)
+        metrics.OUTBOX_PENDING.labels(service).set(pending)
+        metrics.OUTBOX_OLDEST_AGE.labels(service).set(oldest_s)
+
+    return refresh
 
 
 async def run_service(service: Service) -> None:

@@ -26,3 +26,15 @@ def test_codes_are_stable_and_unique() -> None:
 def test_a_code_can_be_given_per_instance() -> None:
     err = errors.BusinessError("no stock", code="INSUFFICIENT_STOCK")
     assert (err.code, err.message) == ("INSUFFICIENT_STOCK", "no stock")
+
+
+def test_a_value_asyncpg_cannot_encode_is_a_bug_not_an_outage() -> None:
+    import asyncpg
+
+    from sagakit.db.errors import is_connection_lost, is_retriable_db_error
+
+    encode = asyncpg.exceptions.DataError("invalid input for query argument $3: ['lots']")
+    assert not is_retriable_db_error(encode)
+    assert not is_connection_lost(encode)
+    assert is_retriable_db_error(asyncpg.exceptions.ConnectionDoesNotExistError("closed"))
+    assert is_retriable_db_error(asyncpg.InterfaceError("the connection is closed"))

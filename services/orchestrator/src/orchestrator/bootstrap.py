@@ -11,8 +11,9 @@ from orchestrator.domain.order_workflow import ORDER_WORKFLOW, order_workflow
 from orchestrator.domain.workflow import WorkflowRegistry
 from orchestrator.entrypoints import api
 from orchestrator.service_layer.admission import AdmissionControl
-from orchestrator.service_layer.handlers import install_handlers
+from orchestrator.service_layer.handlers import install_handlers, parking_hook
 from orchestrator.service_layer.intake import IntakeQueue, OrderIntake
+from orchestrator.service_layer.operations import Operations
 from orchestrator.service_layer.sagas import SagaService, StatusChange
 from orchestrator.service_layer.scheduler import Scheduler
 from orchestrator.settings import Settings
@@ -85,6 +86,7 @@ def bootstrap(
     service.workers.append(admission.run)
     service.consumer.throttle(topics.orders, admission.room)
     install_handlers(service.consumer, sagas, intake, registry, admission)
+    service.consumer.when_handler_fails(parking_hook(sagas, service.uow))
     scheduler = Scheduler(
         sagas,
         service.uow,
@@ -92,6 +94,7 @@ def bootstrap(
         batch_size=settings.scheduler_batch_size,
     )
     service.workers.append(scheduler.run)
+    service.app.state.scrape.add("sagas", Operations(service.uow, sagas).refresh_metrics)
     service.closers.append(redis.close)
     api.install(
         service.app,

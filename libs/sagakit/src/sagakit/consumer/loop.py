@@ -60,6 +60,9 @@ Handler = Callable[[Envelope[Any], UnitOfWork], Awaitable[None]]
 # Takes consecutive records of its types at once (the orchestrator loads every saga they answer
 # with one query). Records of one partition reach it in order.
 BatchHandler = Callable[[Sequence[Envelope[Any]], UnitOfWork], Awaitable[None]]
+# Told about a record whose handler kept failing with a bug (not an outage, not a bad message)
+# just before it is dead-lettered, outside any transaction: the orchestrator parks its saga.
+FailureHook = Callable[[Envelope[Any], Exception], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +99,7 @@ class Consumer:
         linger_s: float = 0.005,
         kafka_options: Mapping[str, Any] | None = None,
         security: KafkaSecurity = PLAINTEXT,
+        on_handler_failure: FailureHook | None = None,
     ) -> None:
         self._bootstrap_servers = bootstrap_servers
         self._security = security
@@ -122,6 +126,7 @@ class Consumer:
         self._rate_at = time.monotonic()
         self._kafka_options = dict(kafka_options or {})
         self._room: dict[str, Callable[[], int]] = {}
+        self._on_handler_failure = on_handler_failure
 
         self._kafka: AIOKafkaConsumer | None = None
         self._stopping = asyncio.Event()
@@ -129,6 +134,7 @@ class Consumer:
         self._revoking: set[TopicPartition] = set()
         self.started = asyncio.Event()
         self.processed = 0
+        self._lag_shown: set[tuple[str, str]] = set()
 
     # --- configuration (before ``run()``) -------------------------------------------------------
 
@@ -140,6 +146,11 @@ class Consumer:
         """One handler for runs of consecutive records of these types (see ``BatchHandler``)."""
         for message_type in message_types:
             self._batch_handlers[message_type] = handler
+
+    def when_handler_fails(self, hook: FailureHook) -> None:
+        """Call ``hook`` with a record that is about to be dead-lettered because its handler
+        kept raising a bug (see ``FailureHook``); an error of the hook is logged, never raised."""
+        self._on_handler_failure = hook
 
     def throttle(self, topic: str, room: Callable[[], int]) -> None:
         """Take at most ``room()`` records of ``topic`` per batch, and fetch none while it is 0:
@@ -163,6 +174,42 @@ class Consumer:
 
     async def is_ready(self) -> bool:
         return self._kafka is not None and self.started.is_set()
+
+    async def lag(self) -> dict[TopicPartition, int]:
+        """Per assigned partition, the records not yet taken: the partition's end offset minus
+        the consumer's position. The end offsets are asked of the broker (one request: the
+        high watermark of the last fetch stands still while a batch takes long, which is when
+        the lag matters); without an answer, that last high watermark is used."""
+        kafka = self._kafka
+        if kafka is None:
+            return {}
+        assigned = list(kafka.assignment())
+        try:
+            ends = await asyncio.wait_for(kafka.end_offsets(assigned), timeout=1.0)
+        except (TimeoutError, KafkaError):
+            ends = {}
+        lags = {}
+        for tp in assigned:
+            try:
+                end = ends.get(tp, kafka.highwater(tp))
+                if end is None:
+                    continue
+                position = await asyncio.wait_for(kafka.position(tp), timeout=0.5)
+            except (TimeoutError, KafkaError, AssertionError):  # revoked meanwhile
+                continue
+            lags[tp] = max(0, end - position)
+        return lags
+
+    async def refresh_lag_metric(self) -> None:
+        """Set ``saga_consumer_lag`` for this group's partitions (scrape time); partitions
+        no longer assigned disappear."""
+        lags = await self.lag()
+        shown = {(tp.topic, str(tp.partition)): lag for tp, lag in lags.items()}
+        for topic, partition in self._lag_shown - shown.keys():
+            metrics.CONSUMER_LAG.remove(self._group_id, topic, partition)
+        for (topic, partition), lag in shown.items():
+            metrics.CONSUMER_LAG.labels(self._group_id, topic, partition).set(lag)
+        self._lag_shown = set(shown)
 
     async def _start_with_retry(self) -> None:
         attempt = 0
@@ -360,6 +407,8 @@ class Consumer:
                         item,
                         attempt,
                     )
+                    if not isinstance(exc, SagaError):
+                        await self._report_failure(item, exc)
                     await self._dead_letter(
                         item.record, HandlerFailed(f"{type(exc).__name__}: {exc}")
                     )
@@ -368,6 +417,14 @@ class Consumer:
                 continue
             metrics.BATCH_SECONDS.labels(self._group_id).observe(time.perf_counter() - started)
             return
+
+    async def _report_failure(self, item: _Item, exc: Exception) -> None:
+        if self._on_handler_failure is None:
+            return
+        try:
+            await self._on_handler_failure(item.envelope, exc)
+        except Exception:
+            log.exception("consumer %s: the failure hook failed on %s", self._group_id, item)
 
     async def _transaction(self, items: Sequence[_Item]) -> None:
         """The records' inbox rows, their handlers and their outbox rows: one commit.

@@ -10,6 +10,12 @@ from sagakit.errors import DatabaseUnavailable
 # SQLSTATEs that mean "try the same transaction again": serialization failure, deadlock,
 # and the connection / operator-intervention / resource classes (a restarting PostgreSQL).
 _RETRIABLE_SQLSTATE_PREFIXES = ("40001", "40P01", "08", "57P", "53")
+# asyncpg's InterfaceErrors raised before anything reached the server, whatever its state.
+_CLIENT_SIDE_ERRORS = (
+    asyncpg.exceptions.DataError,
+    asyncpg.exceptions.UnsupportedClientFeatureError,
+    asyncpg.exceptions.InterfaceWarning,
+)
 
 
 def is_retriable_db_error(exc: BaseException) -> bool:
@@ -17,7 +23,9 @@ def is_retriable_db_error(exc: BaseException) -> bool:
     if isinstance(exc, asyncpg.PostgresError):
         return str(exc.sqlstate or "").startswith(_RETRIABLE_SQLSTATE_PREFIXES)
     if isinstance(exc, asyncpg.InterfaceError):  # the connection is closed or was lost
-        return not isinstance(exc, asyncpg.exceptions.InterfaceWarning)
+        # ... but not a value that cannot be encoded (a bug or a corrupt row: the same
+        # transaction fails the same way every time), nor a feature the client lacks.
+        return not isinstance(exc, _CLIENT_SIDE_ERRORS)
     if isinstance(exc, OperationalError | InterfaceError):
         return True
     if isinstance(exc, DBAPIError):
@@ -32,6 +40,8 @@ def is_connection_lost(exc: BaseException) -> bool:
     """The connection itself is gone (not a deadlock): its siblings in the pool likely are too."""
     if isinstance(exc, asyncpg.PostgresError):
         return str(exc.sqlstate or "").startswith(("08", "57P"))
+    if isinstance(exc, _CLIENT_SIDE_ERRORS):
+        return False
     return isinstance(exc, asyncpg.InterfaceError | ConnectionError | OSError)
 
 

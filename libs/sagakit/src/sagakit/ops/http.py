@@ -14,15 +14,19 @@ import uvicorn
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from sagakit.ops.metrics import ScrapeRefresh
+
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
 log = logging.getLogger(__name__)
 
 
 def build_ops_app(service: str, checks: dict[str, ReadinessCheck]) -> FastAPI:
-    """The app with the probes; ``app.state.readiness`` holds the checks (add to it freely)."""
+    """The app with the probes; ``app.state.readiness`` holds the checks (add to it freely),
+    ``app.state.scrape`` the refreshers of scrape-time gauges (``ScrapeRefresh.add``)."""
     app = FastAPI(title=service)
     app.state.readiness = dict(checks)
+    app.state.scrape = ScrapeRefresh()
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -40,6 +44,8 @@ def build_ops_app(service: str, checks: dict[str, ReadinessCheck]) -> FastAPI:
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
+        scrape: ScrapeRefresh = app.state.scrape
+        await scrape.run()
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app

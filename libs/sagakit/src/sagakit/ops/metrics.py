@@ -1,8 +1,25 @@
-"""Prometheus metrics shared by every service (served on ``/metrics``)."""
+"""Prometheus metrics shared by every service (served on ``/metrics``).
+
+Counters and histograms are updated where things happen, after the commit that made them true
+(no database round trip of their own). Gauges that describe the database (sagas by status, the
+outbox backlog) and the consumer's lag are refreshed when ``/metrics`` is scraped, by the
+refreshers registered with ``on_scrape`` (see ``sagakit.ops.http``). Every name starts with
+``saga_``; the README's "Metrics & alerts" lists them, and ``deploy/prometheus/`` alerts on them.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
 from prometheus_client import Counter, Gauge, Histogram
+
+log = logging.getLogger(__name__)
+
+# Seconds, for durations of steps and of whole sagas: milliseconds up to the step timeouts.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
 MESSAGES_CONSUMED = Counter(
     "saga_messages_consumed_total",
@@ -36,8 +53,18 @@ OUTBOX_PUBLISHED = Counter(
 )
 OUTBOX_PENDING = Gauge(
     "saga_outbox_pending",
-    "Outbox rows the relay found waiting at its last poll (at most the batch size).",
+    "Outbox rows not yet published to Kafka (read from the database when scraped).",
     ["service"],
+)
+OUTBOX_OLDEST_AGE = Gauge(
+    "saga_outbox_oldest_age_seconds",
+    "Age of the oldest outbox row not yet published (0 when the outbox is empty).",
+    ["service"],
+)
+CONSUMER_LAG = Gauge(
+    "saga_consumer_lag",
+    "Records in a partition not yet taken by this consumer: high watermark minus position.",
+    ["group", "topic", "partition"],
 )
 SAGAS_STARTED = Counter(
     "saga_sagas_started_total",
@@ -49,3 +76,78 @@ SAGAS_FINISHED = Counter(
     "Sagas that reached a terminal status (counted at commit), by definition, version, status.",
     ["definition", "version", "status"],
 )
+SAGAS_CURRENT = Gauge(
+    "saga_sagas_current",
+    "Sagas now in each non-terminal status, and parked ones (COMPENSATION_FAILED: the order"
+    " NEEDS_ATTENTION); read from the database when scraped.",
+    ["status"],
+)
+SAGAS_STUCK = Gauge(
+    "saga_sagas_stuck",
+    "Sagas stuck, by why: deadline overdue, compensation retry overdue (beyond a grace), or"
+    " RUNNING too long (the operations' stuck list; read from the database when scraped).",
+    ["why"],
+)
+STEP_SECONDS = Histogram(
+    "saga_step_duration_seconds",
+    "From a step's command (or compensation) sent to its outcome, by step and outcome"
+    " (succeeded, failed, timed_out).",
+    ["step", "outcome"],
+    buckets=DURATION_BUCKETS,
+)
+SAGA_SECONDS = Histogram(
+    "saga_order_to_terminal_seconds",
+    "From the order (its saga's creation) to the saga's terminal status, by definition, status.",
+    ["definition", "status"],
+    buckets=DURATION_BUCKETS,
+)
+COMPENSATION_ATTEMPTS = Counter(
+    "saga_compensation_attempts_total",
+    "Compensation attempts by compensation step and outcome (succeeded, failed, timed_out).",
+    ["step", "outcome"],
+)
+SAGAS_PARKED_BY_ERROR = Counter(
+    "saga_sagas_parked_by_error_total",
+    "Sagas parked (COMPENSATION_FAILED) because handling them raised a bug, not an outage.",
+    ["where"],
+)
+SCRAPE_REFRESH_ERRORS = Counter(
+    "saga_metrics_refresh_errors_total",
+    "Refreshes of scrape-time gauges that failed or timed out (the gauges keep older values).",
+    ["refresher"],
+)
+
+Refresher = Callable[[], Awaitable[None]]
+
+
+class ScrapeRefresh:
+    """Gauges computed when ``/metrics`` is scraped: each refresher at most every
+    ``min_interval_s`` (several scrapers cost one query), within ``timeout_s``. A refresher that
+    fails leaves its gauges as they were and counts the failure; the scrape never fails."""
+
+    def __init__(self, *, min_interval_s: float = 2.0, timeout_s: float = 2.0) -> None:
+        self.min_interval_s = min_interval_s
+        self.timeout_s = timeout_s
+        self._refreshers: dict[str, Refresher] = {}
+        self._last: dict[str, float] = {}
+
+    def add(self, name: str, refresher: Refresher) -> None:
+        self._refreshers[name] = refresher
+
+    async def run(self) -> None:
+        now = time.monotonic()
+        due = [
+            name
+            for name in self._refreshers
+            if now - self._last.get(name, -1e9) >= self.min_interval_s
+        ]
+        for name in due:
+            self._last[name] = now
+        await asyncio.gather(*(self._one(name) for name in due))
+
+    async def _one(self, name: str) -> None:
+        try:
+            await asyncio.wait_for(self._refreshers[name](), timeout=self.timeout_s)
+        except Exception as exc:  # a scrape shows older values rather than fail
+            SCRAPE_REFRESH_ERRORS.labels(name).inc()
+            log.warning("metrics: refreshing %s failed: %s: %s", name, type(exc).__name__, exc)

@@ -106,8 +106,6 @@ class OutboxRelay:
 
     async def _publish_batch(self, conn: asyncpg.Connection) -> int:
         rows = await store.leftovers(conn, self._batch_size, older_than_s=self._grace_s)
-        # A full batch means at least that many were waiting: a floor, without a count query.
-        metrics.OUTBOX_PENDING.labels(self._name).set(len(rows))
         if not rows:
             return 0
         await self._producer.send_many([_record(row) for row in rows])

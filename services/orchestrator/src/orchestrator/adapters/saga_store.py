@@ -61,6 +61,15 @@ def _state(row: asyncpg.Record) -> SagaState:
     )
 
 
+def readable_state(row: asyncpg.Record) -> SagaState:
+    """``_state`` for the operators' reads: a saga whose step rows no longer load (a corrupt
+    row, parked for that reason) is shown without its steps rather than not at all."""
+    try:
+        return _state(row)
+    except (ValueError, TypeError):
+        return _state({**dict(row), "steps": None})
+
+
 async def lock(
     conn: asyncpg.Connection, saga_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, SagaState]:
@@ -96,6 +105,61 @@ async def lock_due(
         limit,
     )
     return [_state(r) for r in overdue], [_state(r) for r in retries]
+
+
+async def due_ids(conn: asyncpg.Connection, now: datetime, limit: int) -> list[uuid.UUID]:
+    """The ids of the sagas ``lock_due`` would take, loading and locking nothing."""
+    rows = await conn.fetch(
+        "(SELECT saga_id FROM sagas WHERE deadline_at IS NOT NULL AND deadline_at <= $1"
+        "  ORDER BY deadline_at LIMIT $2)"
+        " UNION ALL"
+        " (SELECT saga_id FROM sagas WHERE status = 'COMPENSATING'"
+        "  AND next_retry_at IS NOT NULL AND next_retry_at <= $1 ORDER BY next_retry_at LIMIT $2)",
+        now,
+        limit,
+    )
+    return list(dict.fromkeys(r["saga_id"] for r in rows))
+
+
+async def park(conn: asyncpg.Connection, saga_id: uuid.UUID, reason: str, now: datetime) -> bool:
+    """Park a saga without loading it (its row may be what is broken): a saga in flight becomes
+    COMPENSATION_FAILED and its order NEEDS_ATTENTION; a terminal one keeps its status. Its
+    timers are cleared either way, and the reason goes to its history. False if unknown."""
+    row = await conn.fetchrow(
+        "SELECT order_id, status FROM sagas WHERE saga_id = $1 FOR UPDATE", saga_id
+    )
+    if row is None:
+        return False
+    before = row["status"]
+    after = "COMPENSATION_FAILED" if before in ("RUNNING", "COMPENSATING") else before
+    reason = reason[:2000]
+    await conn.execute(
+        "UPDATE sagas SET status = $2::text, failure_reason = CASE WHEN $2::text <> $3::text"
+        " THEN $4"
+        " ELSE failure_reason END, awaiting_step = NULL, awaiting_message_id = NULL,"
+        " deadline_at = NULL, next_retry_at = NULL, updated_at = $5 WHERE saga_id = $1",
+        saga_id,
+        after,
+        before,
+        reason,
+        now,
+    )
+    await conn.execute(
+        "INSERT INTO saga_history (saga_id, at, event, from_status, to_status, cause, detail)"
+        " VALUES ($1, $2, 'engine_error', $3, $4, 'engine', $5)",
+        saga_id,
+        now,
+        before,
+        after,
+        reason,
+    )
+    if after != before:
+        await conn.execute(
+            "UPDATE orders SET status = 'NEEDS_ATTENTION', updated_at = $2 WHERE order_id = $1",
+            row["order_id"],
+            now,
+        )
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,3 +447,17 @@ async def insert_orders(conn: asyncpg.Connection, orders: Sequence[NewOrder]) ->
 
 # Sagas not yet terminal: what admission control bounds (an index scan on status).
 COUNT_IN_FLIGHT = "SELECT count(*) FROM sagas WHERE status IN ('RUNNING', 'COMPENSATING')"
+
+# Statuses an operator watches: in flight, and parked (the order NEEDS_ATTENTION).
+WATCHED_STATUSES = ("RUNNING", "COMPENSATING", "COMPENSATION_FAILED")
+
+
+async def count_by_status(conn: asyncpg.Connection) -> dict[str, int]:
+    """Sagas in each watched status (the status index; terminal ones are never counted)."""
+    rows = await conn.fetch(
+        "SELECT status, count(*) FROM sagas WHERE status = ANY($1::text[]) GROUP BY status",
+        list(WATCHED_STATUSES),
+    )
+    counts = dict.fromkeys(WATCHED_STATUSES, 0)
+    counts.update({r["status"]: r["count"] for r in rows})
+    return counts

@@ -3,13 +3,13 @@ participants, each taken a batch at a time (the consumer's transaction commits t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from orchestrator.service_layer.admission import AdmissionControl
 from orchestrator.service_layer.intake import IdempotencyConflict, OrderIntake, Placement
 from orchestrator.service_layer.sagas import SagaService
-from sagakit.consumer import Consumer
+from sagakit.consumer import Consumer, FailureHook
 from sagakit.contracts import PlaceOrder, Reply
 from sagakit.errors import InvalidMessage
 from sagakit.messaging.envelope import Envelope
@@ -40,3 +40,15 @@ def install_handlers(
     consumer.handle_batches([PlaceOrder.message_type], place_orders)
     replies = [model.message_type for model in registry if issubclass(model, Reply)]
     consumer.handle_batches(replies, sagas.on_replies)
+
+
+def parking_hook(sagas: SagaService, uow_factory: Callable[[], UnitOfWork]) -> FailureHook:
+    """For the consumer: a reply whose handling kept raising a bug is dead-lettered (it can be
+    replayed once fixed), and its saga parked, so it waits for an operator, not for a deadline
+    that would meet the same bug."""
+
+    async def park(envelope: Envelope[Any], error: Exception) -> None:
+        if isinstance(envelope.payload, Reply) and envelope.saga_id is not None:
+            await sagas.park(uow_factory, envelope.saga_id, error, where="consumer")
+
+    return park

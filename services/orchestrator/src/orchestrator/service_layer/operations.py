@@ -21,6 +21,7 @@ from orchestrator.domain.engine import OperatorRefused
 from orchestrator.domain.saga import SagaState
 from orchestrator.domain.status import SagaStatus
 from orchestrator.service_layer.sagas import SagaService, utcnow
+from sagakit.ops import metrics
 from sagakit.outbox.unit_of_work import UnitOfWork
 
 MAX_LIMIT = 500
@@ -74,6 +75,27 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         return datetime.fromisoformat(at), uuid.UUID(saga_id)
     except Exception as exc:
         raise ValueError(f"invalid cursor {cursor!r}") from exc
+
+
+# The stuck rules: $1 = now minus the grace, $2 = now minus "running too long".
+_STUCK_WHERE = (
+    "(s.status IN ('RUNNING', 'COMPENSATING')"
+    " AND (s.deadline_at < $1 OR s.next_retry_at < $1"
+    "      OR (s.status = 'RUNNING' AND s.created_at < $2)))"
+)
+_STUCK_WHY = (
+    "CASE WHEN s.status = 'COMPENSATION_FAILED' THEN 'parked'"
+    " WHEN s.deadline_at < $1 THEN 'deadline_overdue'"
+    " WHEN s.next_retry_at < $1 THEN 'retry_overdue'"
+    " ELSE 'running_too_long' END"
+)
+STUCK_REASONS = ("deadline_overdue", "retry_overdue", "running_too_long")
+_STUCK_LABELS = {
+    "deadline_overdue": "deadline overdue",
+    "retry_overdue": "compensation retry overdue",
+    "running_too_long": "running too long",
+    "parked": "parked: needs attention",
+}
 
 
 class Operations:
@@ -147,7 +169,7 @@ class Operations:
                 " WHERE s.saga_id = $1 OR s.order_id = $1 LIMIT 1",
                 saga_or_order_id,
             )
-        return saga_store._state(row) if row else None
+        return saga_store.readable_state(row) if row else None
 
     async def timeline(self, saga_id: uuid.UUID) -> list[TimelineLine]:
         async with self._uow() as uow:
@@ -159,30 +181,60 @@ class Operations:
         return [TimelineLine(**dict(r)) for r in rows]
 
     async def stuck(
-        self, *, grace_s: float = 30.0, running_over_s: float = 300.0, limit: int = 100
+        self,
+        *,
+        grace_s: float = 30.0,
+        running_over_s: float = 300.0,
+        limit: int = 100,
+        parked: bool = True,
     ) -> list[Stuck]:
         """Deadline overdue beyond the grace (the scheduler should have moved it), compensation
-        retry overdue beyond the grace, or RUNNING for longer than ``running_over_s``."""
-        now = self._clock()
-        late = now - timedelta(seconds=grace_s)
-        old = now - timedelta(seconds=running_over_s)
+        retry overdue beyond the grace, RUNNING for longer than ``running_over_s``, and (unless
+        ``parked`` is False) parked: COMPENSATION_FAILED, the order NEEDS_ATTENTION (a
+        compensation that kept failing, or a bug met while handling the saga)."""
+        late, old = self._stuck_bounds(grace_s, running_over_s)
         async with self._uow() as uow:
             rows = await uow.conn.fetch(
-                f"SELECT {saga_store._SAGA_COLUMNS},"
-                " CASE WHEN s.deadline_at < $1 THEN 'deadline overdue'"
-                "      WHEN s.next_retry_at < $1 THEN 'compensation retry overdue'"
-                "      ELSE 'running too long' END AS why"
-                " FROM sagas s"
-                " WHERE s.status NOT IN ('COMPLETED', 'COMPENSATED', 'COMPENSATION_FAILED',"
-                "                        'CANCELLED', 'FAILED')"
-                "   AND (s.deadline_at < $1 OR s.next_retry_at < $1"
-                "        OR (s.status = 'RUNNING' AND s.created_at < $2))"
+                f"SELECT {saga_store._SAGA_COLUMNS}, {_STUCK_WHY} AS why FROM sagas s"
+                f" WHERE {_STUCK_WHERE} OR ($4 AND s.status = 'COMPENSATION_FAILED')"
                 " ORDER BY s.created_at LIMIT $3",
                 late,
                 old,
                 min(limit, MAX_LIMIT),
+                parked,
             )
-        return [Stuck(saga_store._state(r), r["why"]) for r in rows]
+        return [Stuck(saga_store.readable_state(r), _STUCK_LABELS[r["why"]]) for r in rows]
+
+    async def stuck_counts(
+        self, *, grace_s: float = 30.0, running_over_s: float = 300.0
+    ) -> dict[str, int]:
+        """How many sagas are stuck, by why (``deadline_overdue``, ``retry_overdue``,
+        ``running_too_long``; parked ones are counted by status instead): the same rules as
+        ``stuck``, for the ``saga_sagas_stuck`` gauge."""
+        late, old = self._stuck_bounds(grace_s, running_over_s)
+        async with self._uow() as uow:
+            rows = await uow.conn.fetch(
+                f"SELECT {_STUCK_WHY} AS why, count(*) FROM sagas s WHERE {_STUCK_WHERE}"
+                " GROUP BY 1",
+                late,
+                old,
+            )
+        counts = dict.fromkeys(STUCK_REASONS, 0)
+        counts.update({r["why"]: r["count"] for r in rows})
+        return counts
+
+    async def refresh_metrics(self) -> None:
+        """``saga_sagas_current`` and ``saga_sagas_stuck``: a few indexed counts, when scraped."""
+        async with self._uow() as uow:
+            by_status = await saga_store.count_by_status(uow.conn)
+        for status, count in by_status.items():
+            metrics.SAGAS_CURRENT.labels(status).set(count)
+        for why, count in (await self.stuck_counts()).items():
+            metrics.SAGAS_STUCK.labels(why).set(count)
+
+    def _stuck_bounds(self, grace_s: float, running_over_s: float) -> tuple[datetime, datetime]:
+        now = self._clock()
+        return now - timedelta(seconds=grace_s), now - timedelta(seconds=running_over_s)
 
     # --- actions --------------------------------------------------------------------------------
 

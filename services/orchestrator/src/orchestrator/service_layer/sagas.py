@@ -6,16 +6,22 @@ changes, their history, the orders they finish and the messages they send commit
 
 A saga the engine cannot decide for (a bug, a definition no longer deployed) is parked for
 operators (``SagaEngine.fault``); the others in the batch go on, and so does the orchestrator.
+A bug met outside the engine (a row that does not load, a write that fails, in the scheduler or
+a reply's handler) fails the whole batch: the scheduler then takes the due sagas one by one and
+the consumer the records, and ``park`` marks the saga that still fails, whatever it is.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from prometheus_client import Counter, Histogram
 
 from orchestrator.adapters import saga_store
 from orchestrator.adapters.saga_store import Changes, FinishedOrder
@@ -34,6 +40,8 @@ from orchestrator.domain.engine import (
 from orchestrator.domain.saga import SagaState, StepState
 from orchestrator.domain.status import ORDER_STATUS_FOR, SagaStatus
 from orchestrator.domain.workflow import Context, WorkflowDefinition
+from sagakit.db.errors import is_retriable_db_error
+from sagakit.errors import InfrastructureError
 from sagakit.messaging.envelope import Envelope
 from sagakit.ops import metrics
 from sagakit.outbox.unit_of_work import UnitOfWork
@@ -43,6 +51,11 @@ log = logging.getLogger(__name__)
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """The database or the broker is away (retry later), as opposed to a bug."""
+    return isinstance(exc, InfrastructureError) or is_retriable_db_error(exc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +145,60 @@ class SagaService:
         await self._write(uow, batch)
         return len(batch.changed_ids)
 
+    async def on_due_one(self, uow: UnitOfWork, saga_id: uuid.UUID) -> int:
+        """``on_due`` for one saga (the scheduler's fallback when a batch failed)."""
+        now = self.clock()
+        state = (await saga_store.lock(uow.conn, [saga_id])).get(saga_id)
+        if state is None:
+            return 0
+        batch = _Batch(now)
+        if state.deadline_at is not None and state.deadline_at <= now:
+            self._apply(batch, state, DeadlinePassed())
+        elif state.next_retry_at is not None and state.next_retry_at <= now:
+            self._apply(batch, state, RetryDue())
+        await self._write(uow, batch)
+        return len(batch.changed_ids)
+
+    async def park(
+        self,
+        uow_factory: Callable[[], UnitOfWork],
+        saga_id: uuid.UUID,
+        error: BaseException,
+        *,
+        where: str,
+    ) -> bool:
+        """Handling this saga raised ``error``, a bug rather than an outage: park it for
+        operators, in transactions of its own. As ``SagaEngine.fault`` when its state still
+        loads and writes (COMPENSATION_FAILED, the order NEEDS_ATTENTION, the error as reason
+        and in its history, the order's event sent); else with plain SQL that reads nothing of
+        it. Either way no timer is left on it, so the scheduler does not take it again.
+        Returns False for an unknown saga. Outages raise (the caller retries)."""
+        metrics.SAGAS_PARKED_BY_ERROR.labels(where).inc()
+        try:
+            async with uow_factory() as uow:
+                state = (await saga_store.lock(uow.conn, [saga_id])).get(saga_id)
+                if state is None:
+                    return False
+                if state.status.terminal:
+                    raise RuntimeError(f"saga {saga_id} is {state.status}")  # keep its status
+                batch = _Batch(self.clock())
+                batch.record(state, self.engine.fault(state, error, batch.now))
+                await self._write(uow, batch)
+                await uow.commit()
+            log.error("saga %s parked (%s): %s: %s", saga_id, where, type(error).__name__, error)
+            return True
+        except Exception as second:
+            if is_outage(second):
+                raise
+            log.warning("saga %s: parking it through the engine failed too (%s)", saga_id, second)
+        async with uow_factory() as uow:
+            parked = await saga_store.park(
+                uow.conn, saga_id, f"{where} error: {type(error).__name__}: {error}", self.clock()
+            )
+            await uow.commit()
+        log.error("saga %s parked (%s): %s: %s", saga_id, where, type(error).__name__, error)
+        return parked
+
     async def retry_by_operator(
         self, uow: UnitOfWork, saga_id: uuid.UUID, who: str, reason: str | None = None
     ) -> SagaState:
@@ -163,7 +230,9 @@ class SagaService:
             raise
         except Exception as exc:
             log.exception("saga %s: the engine failed on %s; parking it", state.saga_id, event)
+            metrics.SAGAS_PARKED_BY_ERROR.labels("engine").inc()
             decision = self.engine.fault(state, exc, batch.now)
+        batch.observe(state, decision)
         batch.record(loaded, decision)
 
     async def _write(self, uow: UnitOfWork, batch: _Batch) -> None:
@@ -182,18 +251,60 @@ class SagaService:
         for _, outgoing in batch.messages:
             uow.emit(outgoing.topic, outgoing.envelope, extra_headers=outgoing.extra_headers)
         counts = batch.metric_counts()
-        if counts[0] or counts[1]:
-            uow.after_commit(lambda: _count(*counts))
+        if counts[0] or counts[1] or batch.step_outcomes:
+            outcomes = batch.step_outcomes
+            uow.after_commit(lambda: _count(*counts, outcomes))
         if batch.finished and self._on_status_change is not None:
             listener, changes = self._on_status_change, batch.status_changes()
             uow.after_commit(lambda: listener(changes))
 
 
-async def _count(started: list[tuple[str, str]], finished: list[tuple[str, str, str]]) -> None:
+# A history line that ends a step or a compensation: its outcome, as a metric label.
+_STEP_OUTCOMES = {
+    "step_succeeded": "succeeded",
+    "step_failed": "failed",
+    "step_timed_out": "timed_out",
+    "step_compensated": "succeeded",
+    "compensation_failed": "failed",
+}
+_COMPENSATION_EVENTS = frozenset({"step_compensated", "compensation_failed"})
+
+
+# A step that ended: (step, outcome, seconds, whether it was a compensation). A tuple: the hot
+# path makes several per saga.
+_StepOutcome = tuple[str, str, float, bool]
+
+
+async def _count(
+    started: list[tuple[str, str]],
+    finished: list[tuple[str, str, str, float]],
+    outcomes: list[_StepOutcome],
+) -> None:
     for definition, version in started:
         metrics.SAGAS_STARTED.labels(definition, version).inc()
-    for definition, version, status in finished:
+    for definition, version, status, seconds in finished:
         metrics.SAGAS_FINISHED.labels(definition, version, status).inc()
+        metrics.SAGA_SECONDS.labels(definition, status).observe(seconds)
+    for step, outcome, seconds, compensation in outcomes:
+        _step_seconds(step, outcome).observe(seconds)
+        if compensation:
+            _compensation_attempts(step, outcome).inc()
+
+
+# The labelled children, looked up once per step and outcome: the hot path records several per
+# saga, and ``labels()`` costs more than the observation itself.
+@functools.cache
+def _step_seconds(step: str, outcome: str) -> Histogram:
+    return metrics.STEP_SECONDS.labels(step, outcome)
+
+
+@functools.cache
+def _compensation_attempts(step: str, outcome: str) -> Counter:
+    return metrics.COMPENSATION_ATTEMPTS.labels(step, outcome)
+
+
+def _seconds_since(then: datetime | None, now: datetime) -> float:
+    return max(0.0, (now - then).total_seconds()) if then is not None else 0.0
 
 
 @dataclass
@@ -208,6 +319,7 @@ class _Batch:
     history: list[tuple[uuid.UUID, HistoryLine]] = field(default_factory=list)
     messages: list[tuple[uuid.UUID, Any]] = field(default_factory=list)
     finished: dict[uuid.UUID, SagaStatus] = field(default_factory=dict)
+    step_outcomes: list[_StepOutcome] = field(default_factory=list)
 
     @property
     def created_ids(self) -> set[uuid.UUID]:
@@ -232,6 +344,20 @@ class _Batch:
         if decision.finished is not None:
             self.finished[saga_id] = decision.finished
 
+    def observe(self, before: SagaState, decision: Decision) -> None:
+        """The steps this decision ended, with how long they took: a step starts when its
+        command is sent, which is when the saga started waiting (its ``updated_at`` then)."""
+        awaiting, since = before.awaiting_step, before.updated_at
+        if awaiting is None or since is None:
+            return
+        for line in decision.history:
+            if line.step != awaiting or line.event not in _STEP_OUTCOMES:
+                continue
+            outcome = "timed_out" if line.cause == "timeout" else _STEP_OUTCOMES[line.event]
+            seconds = max(0.0, (self.now - since).total_seconds())
+            compensation = line.event in _COMPENSATION_EVENTS
+            self.step_outcomes.append((awaiting, outcome, seconds, compensation))
+
     def changed_steps(self) -> list[tuple[uuid.UUID, StepState]]:
         steps = []
         created = self.created_ids
@@ -248,13 +374,16 @@ class _Batch:
                     steps.append((saga_id, step))
         return steps
 
-    def metric_counts(self) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]]]:
+    def metric_counts(
+        self,
+    ) -> tuple[list[tuple[str, str]], list[tuple[str, str, str, float]]]:
         started = [(s.definition_name, str(s.definition_version)) for s in self.created]
         finished = [
             (
                 self.latest[saga_id].definition_name,
                 str(self.latest[saga_id].definition_version),
                 str(status),
+                _seconds_since(self.latest[saga_id].created_at, self.now),
             )
             for saga_id, status in self.finished.items()
         ]
