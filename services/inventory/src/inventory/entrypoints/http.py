@@ -12,8 +12,9 @@ token (``Authorization: Bearer <ADMIN_TOKEN>``); the reads are public. Errors an
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Security, status
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -24,7 +25,7 @@ from inventory.service_layer import catalog
 from sagakit.contracts.types import ProductId
 from sagakit.http.errors import error_responses
 from sagakit.http.text import CurrencyCode, line
-from sagakit.ops.auth import bearer_matches
+from sagakit.ops.auth import bearer_matches, bearer_scheme
 
 MAX_PRICE_CENTS = 1_000_000_000
 MAX_STOCK = 1_000_000_000
@@ -73,8 +74,11 @@ def catalog_router(
 
     Repository = Annotated[InventoryRepository, Depends(repository)]
 
-    async def require_admin(authorization: Annotated[str | None, Header()] = None) -> None:
-        if not bearer_matches(authorization, admin_token):
+    async def require_admin(
+        request: Request,
+        _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+    ) -> None:
+        if not bearer_matches(request.headers.get("authorization"), admin_token):
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 detail="catalog writes need 'Authorization: Bearer <ADMIN_TOKEN>'",

@@ -9,8 +9,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, Security
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel
 
 from orchestrator.domain.engine import SagaNotCancellable, SagaNotRetriable
@@ -19,7 +20,7 @@ from orchestrator.domain.status import SagaStatus
 from orchestrator.service_layer.operations import Operations, SagaFilter
 from sagakit.http.errors import error_response, error_responses
 from sagakit.http.text import IDENTIFIER_PATTERN, text
-from sagakit.ops.auth import bearer_matches
+from sagakit.ops.auth import bearer_matches, bearer_scheme
 
 
 class AdminAuthError(Exception):
@@ -109,9 +110,10 @@ def _ctx(request: Request) -> Any:
 
 
 async def require_admin(
-    request: Request, authorization: Annotated[str | None, Header()] = None
+    request: Request,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
 ) -> None:
-    if not bearer_matches(authorization, _ctx(request).admin_token):
+    if not bearer_matches(request.headers.get("authorization"), _ctx(request).admin_token):
         raise AdminAuthError
 
 
