@@ -218,6 +218,12 @@ props: install ## Property tests (hypothesis) with many more examples than in ma
 	@HYPOTHESIS_PROFILE=$(PROPS_PROFILE) $(UV) run --frozen pytest -m unit -k properties --timeout=0 \
 	  -p no:cacheprovider $(PYTEST_ARGS)
 
+FUZZ_EXAMPLES ?= 200
+.PHONY: fuzz
+fuzz: infra-up ## Schemathesis on every service's OpenAPI (real processes), FUZZ_EXAMPLES new cases per operation
+	@FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_RANDOM=1 $(UV) run --frozen pytest tests/e2e/test_http_fuzz.py \
+	  --timeout=0 -p no:cacheprovider -s $(PYTEST_ARGS)
+
 # --- deployment (see README, "Deploying") -------------------------------------------------------
 
 .PHONY: image

@@ -28,6 +28,10 @@ def _app() -> FastAPI:
     async def read(n: int) -> dict[str, int]:
         raise HTTPException(409, detail=f"thing {n} is busy")
 
+    @app.get("/crash")
+    async def crash() -> dict[str, int]:
+        raise RuntimeError("boom")
+
     return app
 
 
@@ -40,12 +44,14 @@ def _app() -> FastAPI:
         ("GET", "/nowhere", None, 404, "not_found"),
         ("DELETE", "/things", None, 405, "method_not_allowed"),
         ("GET", "/things/1", None, 409, "conflict"),
+        ("GET", "/crash", None, 500, "internal_error"),
+        ("POST", "/things", b"[" * 5000 + b"]" * 5000, 422, "invalid_request"),
     ],
 )
 async def test_every_error_has_the_one_shape(
     method: str, path: str, content: bytes | None, status: int, code: str
 ) -> None:
-    transport = httpx.ASGITransport(app=_app())
+    transport = httpx.ASGITransport(app=_app(), raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         response = await client.request(
             method, path, content=content, headers={"content-type": "application/json"}
@@ -54,3 +60,13 @@ async def test_every_error_has_the_one_shape(
     body = response.json()
     assert set(body) == {"error", "message", "details"}
     assert body["error"] == code
+
+
+def test_the_openapi_declares_the_error_body_not_fastapis() -> None:
+    spec = _app().openapi()
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    post = spec["paths"]["/things"]["post"]["responses"]
+    for status in ("422", "413"):
+        assert post[status]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ErrorBody"
+        }

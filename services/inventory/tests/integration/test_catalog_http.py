@@ -64,7 +64,11 @@ async def test_creating_an_existing_product_is_a_conflict_and_changes_nothing(cl
     again = await client.post("/products", json={**WIDGET, "price": 1, "stock": 99})
 
     assert again.status_code == 409
-    assert again.json() == {"detail": "product 'widget' already exists"}
+    assert again.json() == {
+        "error": "conflict",
+        "message": "product 'widget' already exists",
+        "details": None,
+    }
     product = (await client.get("/products/widget")).json()
     assert (product["price"], product["available"]) == (1999, 10)
 
@@ -83,15 +87,31 @@ async def test_creating_an_existing_product_is_a_conflict_and_changes_nothing(cl
         ({"product_id": "x" * 65}, "product_id"),
         ({"name": ""}, "name"),
         ({"colour": "red"}, "colour"),
+        # PostgreSQL cannot store NUL; no other control character belongs in a one-line name.
+        ({"name": "Wid\u0000get"}, "name"),
+        ({"name": "Widget\n"}, "name"),
+        ({"name": "\u001b[31mred"}, "name"),
+        ({"name": "C1\u0085"}, "name"),
+        ({"product_id": "wid\u0000get"}, "product_id"),
+        ({"currency": "US\u0000"}, "currency"),
     ],
 )
 async def test_invalid_input_is_refused_with_the_field_named(client, change, field) -> None:
     response = await client.post("/products", json={**WIDGET, **change})
 
     assert response.status_code == 422
-    errors = response.json()["detail"]
-    assert any(error["loc"][-1] == field and error["msg"] for error in errors), errors
+    body = response.json()
+    assert body["error"] == "invalid_request"
+    assert any(p.startswith(f"{field}: ") for p in body["details"]), body
     assert (await client.get("/products")).json() == []
+
+
+async def test_a_name_in_any_script_is_stored_as_sent(client) -> None:
+    name = 'Ẅídgët 🚀 — 東京 "quoted" <b>'
+    created = await client.post("/products", json={**WIDGET, "name": name})
+
+    assert created.status_code == 201, created.text
+    assert (await client.get("/products/widget")).json()["name"] == name
 
 
 async def test_a_missing_field_is_refused(client) -> None:
@@ -99,14 +119,18 @@ async def test_a_missing_field_is_refused(client) -> None:
     response = await client.post("/products", json=body)
 
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["body", "price"]
+    assert response.json()["details"] == ["price: Field required"]
 
 
 async def test_an_unknown_product_is_not_found(client) -> None:
     response = await client.get("/products/nope")
 
     assert response.status_code == 404
-    assert response.json() == {"detail": "product 'nope' not found"}
+    assert response.json() == {
+        "error": "not_found",
+        "message": "product 'nope' not found",
+        "details": None,
+    }
 
 
 async def test_restock_adds_available_units_and_counts_them_as_stock_ever_added(
@@ -137,7 +161,11 @@ async def test_restocking_an_unknown_product_is_not_found(client) -> None:
     response = await client.post("/products/nope/stock", json={"quantity": 5})
 
     assert response.status_code == 404
-    assert response.json() == {"detail": "product 'nope' not found"}
+    assert response.json() == {
+        "error": "not_found",
+        "message": "product 'nope' not found",
+        "details": None,
+    }
 
 
 @pytest.mark.parametrize("quantity", [0, -3, 2.5, "5"])
@@ -147,7 +175,7 @@ async def test_restock_quantity_must_be_a_positive_integer(client, quantity) -> 
     response = await client.post("/products/widget/stock", json={"quantity": quantity})
 
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["body", "quantity"]
+    assert response.json()["details"][0].startswith("quantity: ")
     assert (await client.get("/products/widget")).json()["available"] == 10
 
 
@@ -168,5 +196,16 @@ async def test_catalog_writes_need_the_admin_token(client, authorization) -> Non
     restocked = await client.post("/products/widget/stock", json={"quantity": 1}, headers=headers)
 
     assert created.status_code == restocked.status_code == 401
+    assert created.json()["error"] == restocked.json()["error"] == "unauthorised"
+    assert created.headers["WWW-Authenticate"] == "Bearer"
     assert created.headers["WWW-Authenticate"] == "Bearer"
     assert (await client.get("/products")).json() == []
+
+
+@pytest.mark.parametrize("product_id", ["wid%00get", "x" * 65, "a%20b", "%C3%A9"])
+async def test_a_product_id_in_the_path_is_checked_before_the_database(client, product_id) -> None:
+    read = await client.get(f"/products/{product_id}")
+    restocked = await client.post(f"/products/{product_id}/stock", json={"quantity": 1})
+
+    assert read.status_code == restocked.status_code == 422, (read.text, restocked.text)
+    assert read.json()["error"] == "invalid_request"

@@ -5,6 +5,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import httpx
+import orjson
 import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
@@ -65,6 +66,16 @@ async def count(sessions, model) -> int:  # type: ignore[no-untyped-def]
         ({"currency": "usd"}, "unknown currency"),
         ({"email": "not-an-email"}, "email"),
         ({"unit_price": 1}, "unit_price"),  # prices never come from the client
+        # Control characters in identifiers and addresses (NUL: PostgreSQL cannot store it).
+        ({"customer_id": "c\u0000"}, "customer_id"),
+        ({"customer_id": "c\u001b[2J"}, "customer_id"),
+        ({"customer_id": "   "}, "customer_id"),
+        ({"email": "me\u0000@example.com"}, "email"),
+        ({"email": "me@example.com\n"}, "email"),
+        ({"payment_method": "pm_card_visa\u0000"}, "payment_method"),
+        ({"payment_method": "pm\u0085"}, "payment_method"),
+        ({"currency": "US\u0000"}, "currency"),
+        ({"items": [{"product_id": "wid\u0000get", "quantity": 1}]}, "product_id"),
     ],
 )
 async def test_bad_input_is_refused_with_a_clear_message_and_starts_nothing(
@@ -80,16 +91,94 @@ async def test_bad_input_is_refused_with_a_clear_message_and_starts_nothing(
     assert await count(orchestrator_sessions, OutboxMessage) == 0
 
 
-async def test_malformed_json_and_oversized_bodies_are_refused(api, orchestrator_sessions) -> None:
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"{not json",
+        b"\xff\xfe\x00garbage\x80",  # not UTF-8
+        bytes(range(256)),  # random bytes
+        b'{"customer_id": "caf\xe9"}',  # Latin-1, not UTF-8
+        b"[" * 1500 + b"]" * 1500,  # nested deeper than the parser follows
+        b'{"customer_id": ' + b'{"a":' * 600 + b"1" + b"}" * 601,
+    ],
+)
+async def test_undecodable_or_too_deep_json_is_422_in_the_one_shape(
+    api, orchestrator_sessions, content
+) -> None:
     response = await api.post(
-        "/orders", content=b"{not json", headers={"content-type": "application/json"}
+        "/orders", content=content, headers={"content-type": "application/json"}
     )
-    assert response.status_code == 422
-    big = {**VALID, "customer_id": "x" * 10_000}  # the limit here is 4096 bytes
-    response = await api.post("/orders", json=big)
-    assert response.status_code == 413
-    assert response.json()["error"] == "body_too_large"
+    assert response.status_code == 422, response.text
+    assert set(response.json()) == {"error", "message", "details"}
+    assert response.json()["error"] == "invalid_request"
     assert await count(orchestrator_sessions, Order) == 0
+
+
+async def test_oversized_bodies_are_413_with_or_without_a_length(
+    api, orchestrator_sessions
+) -> None:
+    big = orjson.dumps({**VALID, "customer_id": "x" * 10_000})  # the limit here is 4096 bytes
+
+    async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: Transfer-Encoding chunked
+        for i in range(0, len(big), 1000):
+            yield big[i : i + 1000]
+
+    for content in (big, chunked()):
+        response = await api.post(
+            "/orders", content=content, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 413
+        assert response.json()["error"] == "body_too_large"
+    assert await count(orchestrator_sessions, Order) == 0
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "offset=9223372036854775808",  # unknown parameters are ignored, never passed on
+        "version=9223372036854775808",
+        "version=-1",
+        "current_step=99999999999999999999",
+        "min_age_s=1e308",
+        "min_age_s=inf",
+        "min_age_s=nan",
+        "limit=0",
+        "limit=9223372036854775808",
+        "customer_id=c%00",
+        "definition=%00",
+        "reason=x%1b",
+        "cursor=%00",
+        "cursor=" + "A" * 300,
+    ],
+)
+async def test_admin_query_parameters_are_bounded(api, query) -> None:
+    token = {"Authorization": "Bearer local-admin-token"}
+    response = await api.get(f"/admin/sagas?{query}", headers=token)
+    if query.startswith("offset"):
+        assert response.status_code == 200
+    else:
+        assert response.status_code == 422, response.text
+        assert response.json()["error"] == "invalid_request"
+    stuck = await api.get(f"/admin/sagas/stuck?grace_s={query.split('=')[1]}", headers=token)
+    assert stuck.status_code in (200, 422)
+
+
+async def test_admin_actions_refuse_control_characters(api, orchestrator_sessions) -> None:
+    token = {"Authorization": "Bearer local-admin-token"}
+    placed = (await api.post("/orders", json=VALID)).json()
+    for body, headers in (
+        ({"reason": "stop\u0000"}, {}),
+        ({"reason": "x" * 1001}, {}),
+        ({"reason": "ok"}, {"X-Operator": "eve\x7f"}),
+    ):
+        response = await api.post(
+            f"/admin/sagas/{placed['saga_id']}/cancel", json=body, headers={**token, **headers}
+        )
+        assert response.status_code == 422, response.text
+    async with orchestrator_sessions() as session:
+        saga = await session.get(Saga, uuid.UUID(placed["saga_id"]))
+    assert saga is not None
+    assert saga.status == "RUNNING"
 
 
 async def test_an_order_is_accepted_and_its_first_command_is_in_the_outbox(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hmac
 
+from fastapi.security import HTTPBearer
+
 
 def bearer_matches(authorization: str | None, expected: str) -> bool:
     """True when ``authorization`` is ``Bearer <expected>``.
@@ -15,3 +17,9 @@ def bearer_matches(authorization: str | None, expected: str) -> bool:
     if scheme.lower() != "bearer" or not expected:
         return False
     return hmac.compare_digest(token.encode("utf-8"), expected.encode("utf-8"))
+
+
+# For the OpenAPI: routes that depend on it declare the bearer scheme (``securitySchemes``)
+# instead of a free-form ``authorization`` header parameter. It never refuses by itself
+# (``auto_error=False``); the route's own check reads the header and answers 401.
+bearer_scheme = HTTPBearer(auto_error=False, description="Authorization: Bearer <ADMIN_TOKEN>")

@@ -48,7 +48,7 @@ class ServiceProcess:
         except httpx.HTTPError:
             return 0
 
-    async def wait_ready(self, timeout: float = 60.0) -> None:
+    async def wait_ready(self, timeout: float = 90.0) -> None:
         async def ready() -> bool:
             if self.process is not None and self.process.returncode is not None:
                 raise AssertionError(f"{self.name} exited: {self.tail()}")

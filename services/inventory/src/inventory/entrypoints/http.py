@@ -2,7 +2,8 @@
 
 ``POST /products`` adds a product, ``POST /products/{id}/stock`` restocks it, ``GET /products``
 and ``GET /products/{id}`` read price and stock (available and reserved). The writes need the admin
-token (``Authorization: Bearer <ADMIN_TOKEN>``); the reads are public.
+token (``Authorization: Bearer <ADMIN_TOKEN>``); the reads are public. Errors answer
+``{"error", "message", "details"}`` (``sagakit.http.errors``), declared per route.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI must see the dependency annotations of
@@ -11,8 +12,9 @@ token (``Authorization: Bearer <ADMIN_TOKEN>``); the reads are public.
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Security, status
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,8 +22,10 @@ from inventory.adapters.repository import InventoryRepository
 from inventory.domain.catalog import NewProduct
 from inventory.domain.errors import ProductAlreadyExists, ProductNotFound
 from inventory.service_layer import catalog
-from sagakit.contracts.types import Currency, ProductId
-from sagakit.ops.auth import bearer_matches
+from sagakit.contracts.types import ProductId
+from sagakit.http.errors import error_responses
+from sagakit.http.text import CurrencyCode, line
+from sagakit.ops.auth import bearer_matches, bearer_scheme
 
 MAX_PRICE_CENTS = 1_000_000_000
 MAX_STOCK = 1_000_000_000
@@ -33,9 +37,10 @@ class ProductIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     product_id: ProductId
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    # Free text on one line: no control character (NUL above all: PostgreSQL cannot store it).
+    name: line(200)  # type: ignore[valid-type]
     price: Annotated[int, Field(ge=0, le=MAX_PRICE_CENTS, strict=True)]
-    currency: Currency
+    currency: CurrencyCode
     stock: Annotated[int, Field(ge=0, le=MAX_STOCK, strict=True)]
 
 
@@ -69,8 +74,11 @@ def catalog_router(
 
     Repository = Annotated[InventoryRepository, Depends(repository)]
 
-    async def require_admin(authorization: Annotated[str | None, Header()] = None) -> None:
-        if not bearer_matches(authorization, admin_token):
+    async def require_admin(
+        request: Request,
+        _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+    ) -> None:
+        if not bearer_matches(request.headers.get("authorization"), admin_token):
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 detail="catalog writes need 'Authorization: Bearer <ADMIN_TOKEN>'",
@@ -78,9 +86,14 @@ def catalog_router(
             )
 
     admin = [Depends(require_admin)]
+    Id = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
 
     @router.post(
-        "", status_code=status.HTTP_201_CREATED, response_model=ProductOut, dependencies=admin
+        "",
+        status_code=status.HTTP_201_CREATED,
+        response_model=ProductOut,
+        dependencies=admin,
+        responses=error_responses(401, 409),
     )
     async def add_product(body: ProductIn, repo: Repository) -> ProductOut:
         new = NewProduct(body.product_id, body.name, body.price, body.currency, body.stock)
@@ -90,8 +103,13 @@ def catalog_router(
             raise HTTPException(status.HTTP_409_CONFLICT, detail=exc.message) from None
         return ProductOut.model_validate(product)
 
-    @router.post("/{product_id}/stock", response_model=ProductOut, dependencies=admin)
-    async def restock(product_id: str, body: RestockIn, repo: Repository) -> ProductOut:
+    @router.post(
+        "/{product_id}/stock",
+        response_model=ProductOut,
+        dependencies=admin,
+        responses=error_responses(401, 404),
+    )
+    async def restock(product_id: Id, body: RestockIn, repo: Repository) -> ProductOut:
         try:
             product = await catalog.restock(repo, product_id, body.quantity)
         except ProductNotFound as exc:
@@ -102,8 +120,8 @@ def catalog_router(
     async def list_products(repo: Repository) -> list[ProductOut]:
         return [ProductOut.model_validate(p) for p in await catalog.list_products(repo)]
 
-    @router.get("/{product_id}", response_model=ProductOut)
-    async def get_product(product_id: str, repo: Repository) -> ProductOut:
+    @router.get("/{product_id}", response_model=ProductOut, responses=error_responses(404))
+    async def get_product(product_id: Id, repo: Repository) -> ProductOut:
         try:
             product = await catalog.get_product(repo, product_id)
         except ProductNotFound as exc:

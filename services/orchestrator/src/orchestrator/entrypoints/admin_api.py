@@ -9,25 +9,22 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, Security
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import BaseModel
 
 from orchestrator.domain.engine import SagaNotCancellable, SagaNotRetriable
 from orchestrator.domain.saga import SagaState
 from orchestrator.domain.status import SagaStatus
 from orchestrator.service_layer.operations import Operations, SagaFilter
-from sagakit.ops.auth import bearer_matches
+from sagakit.http.errors import error_response, error_responses
+from sagakit.http.text import IDENTIFIER_PATTERN, text
+from sagakit.ops.auth import bearer_matches, bearer_scheme
 
 
 class AdminAuthError(Exception):
     pass
-
-
-class ErrorBody(BaseModel):
-    error: str
-    message: str
-    details: list[str] | None = None
 
 
 class Definition(BaseModel):
@@ -88,21 +85,24 @@ class StuckList(BaseModel):
 
 
 class CancelRequest(BaseModel):
-    reason: Annotated[str, Field(min_length=1, max_length=1000)]
+    reason: text(1000)  # type: ignore[valid-type]
 
 
 class RetryRequest(BaseModel):
-    reason: Annotated[str | None, Field(max_length=1000)] = None
+    reason: text(1000, min_length=0) | None = None  # type: ignore[valid-type]
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "missing or wrong bearer token"},
-    404: {"model": ErrorBody, "description": "no such saga"},
-    422: {"model": ErrorBody, "description": "invalid request"},
-}
-REFUSED: dict[int | str, dict[str, Any]] = {
-    409: {"model": ErrorBody, "description": "the action does not apply to the saga's status"}
-}
+ERRORS = error_responses(401)
+NOT_FOUND = error_responses(404)
+REFUSED = error_responses(404, 409)
+
+# Bounds on every numeric query parameter: beyond them a filter means nothing, and an int64 or a
+# timedelta would overflow (a 500) instead of a clear 422.
+MAX_SECONDS = 10 * 365 * 24 * 3600.0
+MAX_VERSION = 1_000_000
+MAX_STEP = 1_000
+Seconds = Annotated[float, Query(ge=0, le=MAX_SECONDS, allow_inf_nan=False)]
+Filter = Annotated[str | None, Query(min_length=1, max_length=200, pattern=IDENTIFIER_PATTERN)]
 
 
 def _ctx(request: Request) -> Any:
@@ -110,9 +110,10 @@ def _ctx(request: Request) -> Any:
 
 
 async def require_admin(
-    request: Request, authorization: Annotated[str | None, Header()] = None
+    request: Request,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
 ) -> None:
-    if not bearer_matches(authorization, _ctx(request).admin_token):
+    if not bearer_matches(request.headers.get("authorization"), _ctx(request).admin_token):
         raise AdminAuthError
 
 
@@ -122,13 +123,15 @@ def operations(request: Request) -> Operations:
 
 
 Ops = Annotated[Operations, Depends(operations)]
-Operator = Annotated[str, Header(alias="X-Operator", min_length=1, max_length=200)]
+Operator = Annotated[
+    str, Header(alias="X-Operator", min_length=1, max_length=200, pattern=IDENTIFIER_PATTERN)
+]
 
 router = APIRouter(dependencies=[Depends(require_admin)], responses=ERRORS, tags=["admin"])
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message}, status_code=status)
+    return error_response(status, code, message)
 
 
 def saga_view(saga: SagaState) -> SagaView:
@@ -152,15 +155,17 @@ def saga_view(saga: SagaState) -> SagaView:
 async def list_sagas(
     ops: Ops,
     status: SagaStatus | None = None,
-    definition: str | None = None,
-    version: int | None = None,
-    min_age_s: Annotated[float | None, Query(ge=0)] = None,
-    current_step: int | None = None,
+    definition: Filter = None,
+    version: Annotated[int | None, Query(ge=1, le=MAX_VERSION)] = None,
+    min_age_s: Annotated[float | None, Query(ge=0, le=MAX_SECONDS, allow_inf_nan=False)] = None,
+    current_step: Annotated[int | None, Query(ge=0, le=MAX_STEP)] = None,
     order_id: uuid.UUID | None = None,
-    customer_id: str | None = None,
-    reason: Annotated[str | None, Query(max_length=200)] = None,
+    customer_id: Filter = None,
+    reason: Filter = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[
+        str | None, Query(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_-]+$")
+    ] = None,
 ) -> Any:
     f = SagaFilter(
         status, definition, version, min_age_s, current_step, order_id, customer_id, reason
@@ -177,15 +182,15 @@ async def list_sagas(
 @router.get("/admin/sagas/stuck", response_model=StuckList)
 async def stuck_sagas(
     ops: Ops,
-    grace_s: Annotated[float, Query(ge=0)] = 30.0,
-    running_over_s: Annotated[float, Query(ge=0)] = 300.0,
+    grace_s: Seconds = 30.0,
+    running_over_s: Seconds = 300.0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Any:
     found = await ops.stuck(grace_s=grace_s, running_over_s=running_over_s, limit=limit)
     return StuckList(stuck=[StuckView(saga=saga_view(s.saga), why=s.why) for s in found])
 
 
-@router.get("/sagas/{saga_id}", response_model=SagaDetail)
+@router.get("/sagas/{saga_id}", response_model=SagaDetail, responses=NOT_FOUND)
 async def get_saga(saga_id: uuid.UUID, ops: Ops) -> Any:
     """One saga by saga id or order id, with its steps and its history (timeline)."""
     saga = await ops.find(saga_id)

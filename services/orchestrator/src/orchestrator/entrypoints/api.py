@@ -1,7 +1,8 @@
 """The public order API and the admin API, served on the orchestrator's HTTP port.
 
-Errors always answer ``{"error": <code>, "message": <for people>}`` with a 4xx status, and bad
-input changes nothing.
+Errors always answer ``{"error": <code>, "message": <for people>, "details": ...}`` with a 4xx
+status (``sagakit.http.errors``), and bad input changes nothing. Every route declares its
+response models, success and errors, in the OpenAPI.
 """
 
 from __future__ import annotations
@@ -15,14 +16,12 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from opentelemetry.trace import SpanKind
 from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orchestrator.adapters.orm import Order, Saga
 from orchestrator.adapters.redis_features import RedisFeatures
@@ -40,10 +39,11 @@ from orchestrator.service_layer.intake import (
 )
 from orchestrator.service_layer.sagas import SagaService
 from sagakit.contracts import OrderItem, PlaceOrder
-from sagakit.contracts.orders import Email
-from sagakit.contracts.types import MAX_ITEMS, Currency
+from sagakit.contracts.types import MAX_ITEMS
 from sagakit.db.errors import is_retriable_db_error
 from sagakit.errors import InfrastructureError
+from sagakit.http.errors import error_response, error_responses
+from sagakit.http.text import CurrencyCode, Email, identifier
 from sagakit.outbox.unit_of_work import UnitOfWork
 from sagakit.telemetry import span_from_traceparent
 
@@ -66,11 +66,47 @@ class OrderRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    customer_id: Annotated[str, Field(min_length=1, max_length=64)]
+    customer_id: identifier(64)  # type: ignore[valid-type]
     email: Email
     items: Annotated[list[OrderItem], Field(min_length=1, max_length=MAX_ITEMS)]
-    payment_method: Annotated[str, Field(min_length=1, max_length=128)]
-    currency: Currency
+    payment_method: identifier(128)  # type: ignore[valid-type]
+    currency: CurrencyCode
+
+
+class OrderLinks(BaseModel):
+    order: str
+    saga: str
+    events: str
+
+
+class OrderAccepted(BaseModel):
+    """``POST /orders``: the order is accepted; its saga runs (``status`` is ``PENDING``)."""
+
+    order_id: uuid.UUID
+    saga_id: uuid.UUID
+    status: OrderStatus
+    links: OrderLinks
+
+
+class PricedItem(BaseModel):
+    product_id: str
+    quantity: int
+    unit_price: int | None = None
+    line_total: int | None = None
+
+
+class OrderView(BaseModel):
+    order_id: uuid.UUID
+    status: OrderStatus
+    customer_id: str
+    items: list[PricedItem]
+    currency: str
+    total: int | None
+    saga_id: uuid.UUID | None
+    saga_status: str | None
+    failure_reason: str | None
+    created_at: str | None
+    updated_at: str | None
 
 
 IdempotencyKey = Annotated[
@@ -80,11 +116,9 @@ IdempotencyKey = Annotated[
 
 
 def error(
-    status: int, code: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any
+    status: int, code: str, message: str, *, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse(
-        {"error": code, "message": message, **extra}, status_code=status, headers=headers
-    )
+    return error_response(status, code, message, headers=headers)
 
 
 async def context(request: Request) -> ApiContext:
@@ -97,7 +131,12 @@ Ctx = Annotated[ApiContext, Depends(context)]
 router = APIRouter()
 
 
-@router.post("/orders", status_code=202)
+@router.post(
+    "/orders",
+    status_code=202,
+    response_model=OrderAccepted,
+    responses=error_responses(429, 503),
+)
 async def place_order(
     body: OrderRequest,
     ctx: Ctx,
@@ -167,7 +206,7 @@ def _accepted(body: dict[str, Any], *, replayed: bool) -> JSONResponse:
     return JSONResponse(body, status_code=202, headers=headers)
 
 
-@router.get("/orders/{order_id}")
+@router.get("/orders/{order_id}", response_model=OrderView, responses=error_responses(404))
 async def get_order(order_id: uuid.UUID, ctx: Ctx) -> JSONResponse:
     async with ctx.sessions() as session:
         order = await OrderRepository(session).get(order_id)
@@ -177,7 +216,17 @@ async def get_order(order_id: uuid.UUID, ctx: Ctx) -> JSONResponse:
     return JSONResponse(_order_view(order, saga))
 
 
-@router.get("/orders/{order_id}/events")
+@router.get(
+    "/orders/{order_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "``event: status`` lines with an ``OrderView`` as data",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **error_responses(404),
+    },
+)
 async def order_events(order_id: uuid.UUID, ctx: Ctx) -> Any:
     """Live order status as server-sent events, until the order reaches a final status."""
     async with ctx.sessions() as session:
@@ -255,58 +304,11 @@ def _order_view(order: Order, saga: Saga | None) -> dict[str, Any]:
 # --- wiring ----------------------------------------------------------------------------------
 
 
-class BodySizeLimit:
-    """Refuse bodies over the limit with 413 before they are read into memory."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        length = dict(scope.get("headers", [])).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            await self._too_large(scope, receive, send)
-            return
-        received = 0
-
-        async def limited() -> Any:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                raise _BodyTooLarge
-            return message
-
-        try:
-            await self.app(scope, limited, send)
-        except _BodyTooLarge:
-            await self._too_large(scope, receive, send)
-
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error(413, "body_too_large", f"request body over {self.max_bytes} bytes")
-        await response(scope, receive, send)
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
 def install(app: FastAPI, ctx: ApiContext, *, max_body_bytes: int) -> None:
     app.state.api = ctx
     app.include_router(router)
     app.include_router(admin_api.router)
-    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [
-            f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
-            for e in exc.errors()
-        ]
-        return error(422, "invalid_request", "; ".join(problems), details=problems)
+    app.state.max_body_bytes = max_body_bytes  # sagakit.http.limits.BodySizeLimit reads it
 
     async def unavailable(_request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, DBAPIError) and not is_retriable_db_error(exc):
