@@ -74,7 +74,7 @@ seed: install ## Load the sample catalog into the inventory database (idempotent
 
 .PHONY: demo
 demo: infra-up migrate seed ## From a fresh clone: everything up, four services in the background, a saga of every kind
-	@scripts/services.sh start
+	@PAYMENT_GATEWAY=$${PAYMENT_GATEWAY:-simulated} scripts/services.sh start
 	@echo
 	@$(MAKE) --no-print-directory test-saga || true
 	@echo
