@@ -171,10 +171,11 @@ docs-check: install $(ASYNCAPI) ## Contracts and diagrams current and compatible
 # --- quality -------------------------------------------------------------------------------------
 
 .PHONY: lint
-lint: install ## ruff (lint + format check), mypy --strict, hadolint (Dockerfile) and docs-check
+lint: install ## ruff (lint + format check) and mypy --strict on code and tests, deptry per package, hadolint, docs-check
 	@$(UV) run --frozen ruff check .
 	@$(UV) run --frozen ruff format --check .
 	@$(UV) run --frozen mypy
+	@$(UV) run --frozen scripts/check-deps.sh
 	@$(UV) run --frozen hadolint Dockerfile
 	@$(MAKE) --no-print-directory docs-check
 

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 async def charged(harness, saga, payment_method: str = "pm_card_visa", amount: int = 4200) -> str:
     await harness.deliver(saga.process(payment_method, amount=amount))
     [charge] = await harness.gateway_charges()
-    return charge.payment_id
+    return str(charge.payment_id)
 
 
 async def test_a_charged_order_is_refunded_in_full(harness, saga) -> None:
