@@ -184,9 +184,14 @@ format: install ## Format and auto-fix with ruff
 	@$(UV) run --frozen ruff format .
 	@$(UV) run --frozen ruff check --fix .
 
+# Line coverage of every workspace package, measured in the test process (COVERAGE= turns it off).
+COVERAGE ?= 1
+COV_ARGS := $(if $(COVERAGE),$(foreach p,libs/sagakit/src/sagakit libs/sagaops/src/sagaops \
+	$(foreach s,$(SERVICES),services/$(s)/src/$(s)),--cov=$(p)) --cov-report=)
 .PHONY: test
-test: infra-up ## Every test (unit, integration, e2e), starting the infrastructure if needed
-	@$(UV) run --frozen pytest $(PYTEST_ARGS)
+test: infra-up ## Every test (unit, integration, e2e), starting the infrastructure if needed; coverage per package
+	@status=0; $(UV) run --frozen pytest $(COV_ARGS) $(PYTEST_ARGS) || status=$$?; \
+	  $(if $(COVERAGE),$(UV) run --frozen python scripts/coverage_summary.py || true;) exit $$status
 
 .PHONY: test-unit
 test-unit: install ## Unit tests only (no I/O, no infrastructure)
