@@ -78,7 +78,7 @@ seed: install ## Load the sample catalog into the inventory database (idempotent
 
 .PHONY: demo
 demo: infra-up migrate seed ## From a fresh clone: everything up, four services in the background, a saga of every kind
-	@scripts/services.sh start
+	@PAYMENT_GATEWAY=$${PAYMENT_GATEWAY:-simulated} scripts/services.sh start
 	@echo
 	@$(MAKE) --no-print-directory test-saga || true
 	@echo
@@ -178,10 +178,11 @@ docs-check: install $(ASYNCAPI) ## Contracts and diagrams current and compatible
 # --- quality -------------------------------------------------------------------------------------
 
 .PHONY: lint
-lint: install ## ruff (lint + format check), mypy --strict, hadolint (Dockerfile), alert rules, docs-check
+lint: install ## ruff + mypy --strict on code and tests, deptry per package, hadolint, alert rules, docs-check
 	@$(UV) run --frozen ruff check .
 	@$(UV) run --frozen ruff format --check .
 	@$(UV) run --frozen mypy
+	@$(UV) run --frozen scripts/check-deps.sh
 	@$(UV) run --frozen hadolint Dockerfile
 	@scripts/alerts-check.sh
 	@$(MAKE) --no-print-directory docs-check
@@ -191,9 +192,14 @@ format: install ## Format and auto-fix with ruff
 	@$(UV) run --frozen ruff format .
 	@$(UV) run --frozen ruff check --fix .
 
+# Line coverage of every workspace package, measured in the test process (COVERAGE= turns it off).
+COVERAGE ?= 1
+COV_ARGS := $(if $(COVERAGE),$(foreach p,libs/sagakit/src/sagakit libs/sagaops/src/sagaops \
+	$(foreach s,$(SERVICES),services/$(s)/src/$(s)),--cov=$(p)) --cov-report=)
 .PHONY: test
-test: infra-up alerts-check ## Every test (unit, integration, e2e, alert rules), starting the infrastructure if needed
-	@$(UV) run --frozen pytest $(PYTEST_ARGS)
+test: infra-up alerts-check ## Every test (unit, integration, e2e, alert rules), starting the infrastructure if needed; coverage per package
+	@status=0; $(UV) run --frozen pytest $(COV_ARGS) $(PYTEST_ARGS) || status=$$?; \
+	  $(if $(COVERAGE),$(UV) run --frozen python scripts/coverage_summary.py || true;) exit $$status
 
 .PHONY: alerts-check
 alerts-check: ## Prometheus config and alert rules valid, each alert's promtool tests pass (installs promtool)

@@ -44,7 +44,7 @@ SYSTEM_ENV = {
     "COMPENSATION_RETRY_CAP_S": "1.0",
     "COMPENSATION_MAX_ATTEMPTS": "8",
     "SMTP_TIMEOUT_S": "1",
-    "PAYMENT_GATEWAY": "local",
+    "PAYMENT_GATEWAY": "simulated",
     "LOG_LEVEL": "INFO",
 }
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -137,7 +138,7 @@ async def test_order_events_carry_one_terminal_event_per_order(system, outcomes)
         expected=len(outcomes) + 1,
         timeout=5,
     )
-    by_order = {}
+    by_order: dict[str, Any] = {}
     for record in events:
         headers = {k: v.decode() for k, v in record.headers}
         by_order.setdefault(headers["order-id"], []).append(headers["message-type"])
@@ -221,7 +222,7 @@ async def test_a_participant_that_is_down_is_compensated_then_undone_when_it_ret
         )
 
         async def compensating() -> bool:
-            return (await shop.saga(placed["saga_id"]))["status"] == "COMPENSATING"
+            return bool((await shop.saga(placed["saga_id"]))["status"] == "COMPENSATING")
 
         await eventually(compensating, timeout=15, what="the reserve step to time out")
         await system.restart("inventory")  # processes the late reserve, then the release

@@ -37,6 +37,6 @@ async def orchestrator_database(orchestrator_db: AsyncEngine) -> AsyncIterator[D
 
 @pytest_asyncio.fixture
 async def harness(orchestrator_sessions, orchestrator_database):  # type: ignore[no-untyped-def]
-    from orchestrator.testing import Harness
+    from orchestrator_harness import Harness
 
     return Harness(orchestrator_sessions, orchestrator_database)

@@ -1,5 +1,6 @@
 """Fixtures of the payment service's tests: its migrated database, clean tables, a harness that
-delivers commands to the real handlers the way the consumer does, and the local gateway."""
+delivers commands to the real handlers the way the consumer does, and the simulated Stripe
+(wrapped so that a test can inject timeouts)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,17 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from payment.adapters.local_gateway import LocalGateway
-from payment.adapters.orm import GatewayCharge, GatewayRefund, OutboxMessage
-from payment.domain.gateway import PaymentGateway
+from payment.adapters.orm import OutboxMessage
+from payment.adapters.simulated_stripe import SimulatedStripe
+from payment.domain.gateway import ChargeResult, PaymentGateway, RefundResult
 from payment.service_layer.handlers import make_batch_handler, make_handlers
 from sagakit.contracts import REGISTRY, ProcessPayment, RefundPayment
 from sagakit.db.engine import create_session_factory
 from sagakit.db.pool import Database
+from sagakit.errors import GatewayUnavailable
 from sagakit.messaging.envelope import Envelope
 from sagakit.messaging.registry import Message
 from sagakit.outbox.unit_of_work import UnitOfWork
@@ -56,11 +58,56 @@ async def payment_database(payment_engine: AsyncEngine) -> AsyncIterator[Databas
         yield database
 
 
-@pytest.fixture
-def local_gateway(
+@pytest_asyncio.fixture
+async def simulated_stripe(
     payment_sessions: async_sessionmaker[AsyncSession], payment_database: Database
-) -> LocalGateway:
-    return LocalGateway(payment_database)
+) -> SimulatedStripe:
+    gateway = SimulatedStripe(payment_database)
+    await gateway.ensure_store()  # read by the tests before any call
+    return gateway
+
+
+class FaultyGateway:
+    """A gateway with the faults a test injects: the next ``fail_next`` calls (charges or
+    refunds) raise ``GatewayUnavailable`` as a timeout would; with ``fail_after_record`` the
+    call goes through first, as when the gateway acted but its answer was lost on the way."""
+
+    def __init__(
+        self, inner: PaymentGateway, *, fail_next: int = 0, fail_after_record: bool = False
+    ) -> None:
+        self.inner = inner
+        self.fail_next = fail_next
+        self.fail_after_record = fail_after_record
+
+    async def charge(self, **kwargs: Any) -> ChargeResult:
+        failing = self._take_failure()
+        if failing and not self.fail_after_record:
+            raise GatewayUnavailable("charge timed out (injected)")
+        result = await self.inner.charge(**kwargs)
+        if failing:
+            raise GatewayUnavailable("charge made, answer lost (injected)")
+        return result
+
+    async def refund(self, **kwargs: Any) -> RefundResult:
+        failing = self._take_failure()
+        if failing and not self.fail_after_record:
+            raise GatewayUnavailable("refund timed out (injected)")
+        result = await self.inner.refund(**kwargs)
+        if failing:
+            raise GatewayUnavailable("refund made, answer lost (injected)")
+        return result
+
+    def _take_failure(self) -> bool:
+        if self.fail_next <= 0:
+            return False
+        self.fail_next -= 1
+        return True
+
+
+@pytest.fixture
+def gateway(simulated_stripe: SimulatedStripe) -> FaultyGateway:
+    """The simulated Stripe, faults injectable (none by default)."""
+    return FaultyGateway(simulated_stripe)
 
 
 class Harness:
@@ -120,28 +167,35 @@ class Harness:
             for row in rows
         ]
 
-    async def gateway_charges(self) -> list[GatewayCharge]:
-        async with self.sessions() as session:
-            return list(await session.scalars(select(GatewayCharge)))
+    async def gateway_charges(self) -> list[Row[Any]]:
+        """The simulated Stripe's charges (its own store)."""
+        return await provider_rows(self.sessions, "charges")
 
-    async def gateway_refunds(self) -> list[GatewayRefund]:
-        async with self.sessions() as session:
-            return list(
-                await session.scalars(select(GatewayRefund).order_by(GatewayRefund.created_at))
-            )
+    async def gateway_refunds(self) -> list[Row[Any]]:
+        """The simulated Stripe's refunds, oldest first."""
+        return await provider_rows(self.sessions, "refunds")
 
     async def count(self, model: type[Any]) -> int:
         async with self.sessions() as session:
             return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
+async def provider_rows(sessions: async_sessionmaker[AsyncSession], table: str) -> list[Row[Any]]:
+    """The rows of one of the simulated Stripe's tables, oldest first."""
+    async with sessions() as session:
+        result = await session.execute(
+            text(f"SELECT * FROM simulated_stripe.{table} ORDER BY created_at")
+        )
+        return list(result.all())
+
+
 @pytest.fixture
 def harness(
     payment_sessions: async_sessionmaker[AsyncSession],
     payment_database: Database,
-    local_gateway: LocalGateway,
+    gateway: FaultyGateway,
 ) -> Harness:
-    return Harness(payment_sessions, payment_database, local_gateway)
+    return Harness(payment_sessions, payment_database, gateway)
 
 
 @pytest.fixture

@@ -43,11 +43,12 @@ async def record_effect(envelope: Envelope[DoThing], uow: UnitOfWork) -> None:
 
 
 def headers_of(envelope: Envelope[DoThing], **replace: bytes | None) -> list[tuple[str, bytes]]:
-    out = []
+    out: list[tuple[str, bytes]] = []
     for name, value in envelope.headers():
         if name in replace:
-            if replace[name] is not None:
-                out.append((name, replace[name]))
+            replacement = replace[name]
+            if replacement is not None:
+                out.append((name, replacement))
         else:
             out.append((name, value))
     return out
@@ -202,8 +203,8 @@ async def test_offsets_are_committed_so_a_new_consumer_starts_after_the_done_wor
 
 
 async def _count(rows, n: int) -> bool:  # type: ignore[no-untyped-def]
-    return len(await rows()) >= n
+    return bool(len(await rows()) >= n)
 
 
 async def _ge(consumer, n: int) -> bool:  # type: ignore[no-untyped-def]
-    return consumer.processed >= n  # handled and duplicates both count
+    return bool(consumer.processed >= n)  # handled and duplicates both count

@@ -1,6 +1,7 @@
 """A message sent through the producer and received by the consumer keeps every header."""
 
 import uuid
+from collections.abc import Sequence
 
 import pytest
 
@@ -43,5 +44,5 @@ async def test_produce_consume_round_trip_keeps_every_header(
     assert record.key == str(sent.saga_id).encode()
 
 
-async def _some(items: list[object]) -> bool:
+async def _some(items: Sequence[object]) -> bool:
     return bool(items)

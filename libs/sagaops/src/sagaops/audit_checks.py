@@ -302,7 +302,7 @@ def never_charged_twice(snap: Snapshot, inv: Invariant) -> None:
         reasons.add(payment_id, "gateway charge whose order cannot be found (no order/saga id)")
     reasons.into(inv)
     if not snap.gateway_charges:
-        inv.notes.append("the local gateway recorded no charges (another gateway in use?)")
+        inv.notes.append("the simulated Stripe recorded no charges (the real Stripe in use?)")
 
 
 # --- 7 --------------------------------------------------------------------------------------------

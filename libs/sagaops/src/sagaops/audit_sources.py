@@ -121,7 +121,7 @@ class PaymentRow(NamedTuple):
 
 
 class GatewayChargeRow(NamedTuple):
-    """A charge in the local gateway's own records; order and saga ids from its metadata."""
+    """A charge in the simulated Stripe's own records; order and saga ids from its metadata."""
 
     payment_id: str
     status: str
@@ -294,17 +294,20 @@ async def _read_payment(conn: Any, snap: Snapshot) -> None:
     snap.payments = {r[0]: PaymentRow(*r) for r in payments}
     refunds = await conn.fetch("SELECT order_id::text, amount FROM refunds")
     snap.refunds = {order_id: amount for order_id, amount in refunds}
-    charges = await conn.fetch(
-        "SELECT payment_id, status, amount, idempotency_key, metadata->>'order_id',"
-        f" metadata->>'saga_id', {_SETTLED} FROM gateway_charges",
-        snap.grace_s,
-    )
-    snap.gateway_charges = [GatewayChargeRow(*r) for r in charges]
-    refunded = await conn.fetch(
-        "SELECT payment_id, sum(amount)::bigint FROM gateway_refunds"
-        " WHERE status = 'succeeded' GROUP BY payment_id"
-    )
-    snap.gateway_refunded = {payment_id: amount for payment_id, amount in refunded}
+    # The gateway's own records exist only when the simulated Stripe is in use (it creates its
+    # store on first use); with the real Stripe they are at Stripe.
+    if await conn.fetchval("SELECT to_regclass('simulated_stripe.charges') IS NOT NULL"):
+        charges = await conn.fetch(
+            "SELECT payment_id, status, amount, idempotency_key, metadata->>'order_id',"
+            f" metadata->>'saga_id', {_SETTLED} FROM simulated_stripe.charges",
+            snap.grace_s,
+        )
+        snap.gateway_charges = [GatewayChargeRow(*r) for r in charges]
+        refunded = await conn.fetch(
+            "SELECT payment_id, sum(amount)::bigint FROM simulated_stripe.refunds"
+            " WHERE status = 'succeeded' GROUP BY payment_id"
+        )
+        snap.gateway_refunded = {payment_id: amount for payment_id, amount in refunded}
     await _read_inbox(conn, snap, "payment")
     await _read_outbox(conn, snap, "payment")
 

@@ -70,7 +70,7 @@ SERVICE_ENV = {
     "COMPENSATION_RETRY_CAP_S": "4",
     "COMPENSATION_MAX_ATTEMPTS": "6",
     "SMTP_TIMEOUT_S": "2",
-    "PAYMENT_GATEWAY": "local",
+    "PAYMENT_GATEWAY": "simulated",  # the audit reads its records; card outcomes by method
     "SCHEDULER_POLL_INTERVAL_S": "0.5",
     "RATE_LIMIT_PER_MINUTE": "100000",
 }

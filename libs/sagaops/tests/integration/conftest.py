@@ -19,9 +19,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from notification.domain.confirmation import build_confirmation
+from payment.adapters.simulated_stripe import SimulatedStripe
 from sagakit.contracts import PricedLine
 from sagakit.db.engine import create_engine
 from sagakit.db.migrations import upgrade
+from sagakit.db.pool import Database
+from sagakit.testing.databases import truncate_all
 from sagakit.testing.infra import Infra
 from sagaops.audit import AuditTargets
 
@@ -238,12 +241,12 @@ class Shop:
         amount: int | None = None,
         age: float = SETTLED_AGE_S,
     ) -> str:
-        """A charge in the local gateway's records; returns its payment id."""
-        payment_id = f"pi_local_{uuid.uuid4().hex[:24]}"
+        """A charge in the simulated Stripe's records; returns its payment id."""
+        payment_id = f"pi_sim_{uuid.uuid4().hex[:24]}"
         meta = {"order_id": o.order_id, "saga_id": o.saga_id} if metadata is None else metadata
         await self.sql(
             "payment",
-            "INSERT INTO gateway_charges (idempotency_key, payment_id, amount, currency,"
+            "INSERT INTO simulated_stripe.charges (idempotency_key, payment_id, amount, currency,"
             " payment_method, status, decline_code, message, metadata, created_at) VALUES (:k,"
             " :pid, :amount, 'USD', :method, :status, :code, NULL, CAST(:meta AS jsonb),"
             " now() - make_interval(secs => :age))",
@@ -263,10 +266,10 @@ class Shop:
     ) -> None:
         await self.sql(
             "payment",
-            "INSERT INTO gateway_refunds (idempotency_key, refund_id, payment_id, amount, status,"
+            "INSERT INTO simulated_stripe.refunds (idempotency_key, refund_id, payment_id, amount, status,"
             " reason, message) VALUES (:k, :rid, :pid, :amount, :status, :reason, NULL)",
             k=f"{uuid.uuid4()}:refund_payment:1",
-            rid=f"re_local_{uuid.uuid4().hex[:24]}" if status == "succeeded" else None,
+            rid=f"re_sim_{uuid.uuid4().hex[:24]}" if status == "succeeded" else None,
             pid=payment_id,
             amount=amount,
             status=status,
@@ -318,7 +321,7 @@ class Shop:
             s=o.saga_id,
             pid=o.payment_id if amount else None,
             amount=amount,
-            rid=f"re_local_{uuid.uuid4().hex[:24]}" if amount else None,
+            rid=f"re_sim_{uuid.uuid4().hex[:24]}" if amount else None,
         )
 
     async def _notification(self, o: PlacedOrder, kind: str, email: bool) -> None:
@@ -389,6 +392,10 @@ async def audit_engines(audit_urls: dict[str, str]) -> AsyncIterator[dict[str, A
     for service, url in audit_urls.items():
         ini = ROOT / "services" / service / "alembic.ini"
         await asyncio.to_thread(upgrade, ini, url)
+    # The simulated Stripe's own store, which the audit reads as the gateway's records.
+    database = Database(audit_urls["payment"], max_size=1)
+    await SimulatedStripe(database).ensure_store()
+    await database.close()
     engines = {service: create_engine(url, pool_size=2) for service, url in audit_urls.items()}
     yield engines
     for engine in engines.values():
@@ -399,17 +406,7 @@ async def audit_engines(audit_urls: dict[str, str]) -> AsyncIterator[dict[str, A
 async def shop(audit_engines: dict[str, AsyncEngine], tmp_path: Path) -> Shop:
     """Empty test databases and mailbox, and the writer of consistent sagas."""
     for engine in audit_engines.values():
-        async with engine.begin() as conn:
-            tables = (
-                await conn.execute(
-                    text(
-                        "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-                        " AND tablename <> 'alembic_version'"
-                    )
-                )
-            ).scalars()
-            names = ", ".join(f'"{t}"' for t in tables)
-            await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        await truncate_all(engine)
     maildir = tmp_path / "mail"
     maildir.mkdir()
     return Shop(audit_engines, maildir)

@@ -212,7 +212,7 @@ async def test_a_cancelled_order_the_gateway_charged_behind_a_decline(shop) -> N
     # The payment service recorded a decline, the gateway kept the money.
     await shop.sql(
         "payment",
-        "UPDATE gateway_charges SET status = 'succeeded', decline_code = NULL"
+        "UPDATE simulated_stripe.charges SET status = 'succeeded', decline_code = NULL"
         " WHERE payment_id = :p",
         p=declined.payment_id,
     )

@@ -121,7 +121,12 @@ def test_main_takes_addresses_from_the_services_variables(
         return report_with()
 
     monkeypatch.setattr(audit, "run_audit", fake_run_audit)
-    monkeypatch.delenv("ORCHESTRATOR_DATABASE_URL", raising=False)  # the default is checked
+    for unset in (
+        "ORCHESTRATOR_DATABASE_URL",
+        "INVENTORY_DATABASE_URL",
+        "NOTIFICATION_DATABASE_URL",
+    ):
+        monkeypatch.delenv(unset, raising=False)  # the defaults, whatever the shell exports
     monkeypatch.setenv("PAYMENT_DATABASE_URL", "postgresql+asyncpg://p:p@db:5432/pay")
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "broker:9092")
     monkeypatch.setenv("KAFKA_TOPIC_PREFIX", "demo.")

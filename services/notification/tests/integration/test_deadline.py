@@ -162,7 +162,7 @@ async def test_the_window_closing_during_the_smtp_retries_stops_them_and_replies
     # The server answers 451 forever; time (for the handler and the mailer) passes the last
     # moment a send may start as soon as the server has been asked once.
     faulty_smtp.failures = 1_000
-    start = manual_clock.now
+    start: datetime = manual_clock.now
 
     def clock() -> datetime:
         return start + timedelta(seconds=30 if faulty_smtp.rcpt_attempts else 0)
@@ -247,7 +247,9 @@ async def test_a_late_command_racing_a_send_of_the_same_order_never_contradicts_
     command = kit.command(unique("ada"), deadline=utcnow() + timedelta(minutes=5))
     late = kit.resent(command, deadline=utcnow() - timedelta(seconds=1))
 
-    assert await asyncio.gather(kit.deliver(handlers, command), kit.deliver(handlers, late)) == [
+    assert list(
+        await asyncio.gather(kit.deliver(handlers, command), kit.deliver(handlers, late))
+    ) == [
         True,
         True,
     ]

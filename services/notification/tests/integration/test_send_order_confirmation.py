@@ -291,7 +291,7 @@ async def test_concurrent_deliveries_of_one_order_send_one_email(kit) -> None:
         kit.deliver(handlers, command), kit.deliver(handlers, kit.resent(command))
     )
 
-    assert results == [True, True]
+    assert list(results) == [True, True]
     assert len(kit.delivered(message_id_for(command.payload.order_id))) == 1
     assert [type(r) for r, _ in await kit.replies()] == [OrderConfirmationSent] * 2
 

@@ -278,7 +278,7 @@ async def test_a_void_waits_for_a_send_in_progress_and_replies_already_sent(kit)
 
     await eventually(kit.waiting_for_row_lock, what="the void waiting for the row lock")
     mailer.release.set()
-    assert await asyncio.gather(sending, voiding) == [True, True]
+    assert list(await asyncio.gather(sending, voiding)) == [True, True]
 
     assert len(mailer.sent) == 1
     sent, already = (r for r, _ in await kit.replies())

@@ -8,7 +8,12 @@ from email.parser import BytesParser
 
 import pytest
 
-from notification.domain.confirmation import build_confirmation, message_id_for, short_id
+from notification.domain.confirmation import (
+    OutgoingEmail,
+    build_confirmation,
+    message_id_for,
+    short_id,
+)
 from notification.domain.errors import InvalidRecipient
 from sagakit.contracts import PricedLine
 
@@ -21,7 +26,7 @@ LINES = [
 ]
 
 
-def build(**overrides: object) -> EmailMessage:
+def build(**overrides: object) -> OutgoingEmail:
     fields: dict[str, object] = {
         "order_id": ORDER,
         "recipient": "ada@example.com",
@@ -35,7 +40,7 @@ def build(**overrides: object) -> EmailMessage:
     return build_confirmation(**fields)  # type: ignore[arg-type]
 
 
-def roundtrip(msg: EmailMessage) -> EmailMessage:
+def roundtrip(msg: OutgoingEmail) -> EmailMessage:
     """As the receiver sees it: serialised to bytes and parsed again."""
     parsed = BytesParser(policy=policy.default).parsebytes(msg.as_bytes())
     assert isinstance(parsed, EmailMessage)

@@ -4,11 +4,11 @@ defined only here, runs on the same engine unchanged."""
 import uuid
 
 import pytest
+from orchestrator_harness import Harness
 
 from orchestrator.domain.order_workflow import order_workflow
 from orchestrator.domain.status import OrderStatus, SagaStatus
 from orchestrator.domain.workflow import Compensation, Step, WorkflowDefinition, WorkflowRegistry
-from orchestrator.testing import Harness
 from sagakit.contracts import (
     REGISTRY,
     InventoryReleased,

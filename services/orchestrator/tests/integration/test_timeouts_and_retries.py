@@ -65,7 +65,7 @@ async def test_a_payment_timeout_refunds_then_releases(harness) -> None:
 
 
 async def test_the_deadline_survives_a_restart_of_the_orchestrator(harness) -> None:
-    from orchestrator.testing import Harness
+    from orchestrator_harness import Harness
 
     placed = await harness.place()
     restarted = Harness(

@@ -1,4 +1,4 @@
-"""payments, refunds, refused refund attempts, and the local gateway's records
+"""payments, refunds, refused refund attempts
 
 Revision ID: 0002
 Revises: 0001
@@ -68,52 +68,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("order_id", "attempt", name=op.f("pk_refund_attempts")),
     )
 
-    # The local gateway's own records (it plays an external processor).
-    op.create_table(
-        "gateway_charges",
-        sa.Column("idempotency_key", sa.String(255), nullable=False),
-        sa.Column("payment_id", sa.String(255), nullable=False),
-        sa.Column("amount", sa.BigInteger(), nullable=False),
-        sa.Column("currency", sa.String(3), nullable=False),
-        sa.Column("payment_method", sa.String(128), nullable=False),
-        sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("decline_code", sa.String(64), nullable=True),
-        sa.Column("message", sa.Text(), nullable=True),
-        sa.Column("metadata", postgresql.JSONB(), nullable=False),
-        _created_at(),
-        sa.CheckConstraint(
-            "status IN ('succeeded', 'declined')", name=op.f("ck_gateway_charges_status")
-        ),
-        sa.CheckConstraint("amount >= 0", name=op.f("ck_gateway_charges_amount")),
-        sa.PrimaryKeyConstraint("idempotency_key", name=op.f("pk_gateway_charges")),
-        sa.UniqueConstraint("payment_id", name=op.f("uq_gateway_charges_payment_id")),
-    )
-    op.create_table(
-        "gateway_refunds",
-        sa.Column("idempotency_key", sa.String(255), nullable=False),
-        sa.Column("refund_id", sa.String(255), nullable=True),
-        sa.Column("payment_id", sa.String(255), nullable=False),
-        sa.Column("amount", sa.BigInteger(), nullable=False),
-        sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("reason", sa.String(64), nullable=True),
-        sa.Column("message", sa.Text(), nullable=True),
-        _created_at(),
-        sa.CheckConstraint(
-            "status IN ('succeeded', 'refused')", name=op.f("ck_gateway_refunds_status")
-        ),
-        sa.CheckConstraint("amount >= 0", name=op.f("ck_gateway_refunds_amount")),
-        sa.PrimaryKeyConstraint("idempotency_key", name=op.f("pk_gateway_refunds")),
-        sa.UniqueConstraint("refund_id", name=op.f("uq_gateway_refunds_refund_id")),
-    )
-    op.create_index(
-        op.f("ix_gateway_refunds_payment_id"), "gateway_refunds", ["payment_id"], unique=False
-    )
-
 
 def downgrade() -> None:
-    op.drop_index(op.f("ix_gateway_refunds_payment_id"), table_name="gateway_refunds")
-    op.drop_table("gateway_refunds")
-    op.drop_table("gateway_charges")
     op.drop_table("refund_attempts")
     op.drop_table("refunds")
     op.drop_table("payments")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from payment.adapters.local_gateway import LocalGateway
+from payment.adapters.simulated_stripe import SimulatedStripe
 from payment.adapters.stripe_gateway import StripeGateway
 from payment.domain.gateway import PaymentGateway
 from payment.service_layer.handlers import COMMANDS, REGISTRY, make_batch_handler
@@ -29,11 +29,11 @@ def bootstrap(settings: Settings | None = None) -> Service:
 
 
 def build_gateway(settings: Settings, database: Database) -> PaymentGateway:
-    if settings.payment_gateway == "stripe":
-        return StripeGateway(
-            api_key=settings.stripe_api_key.get_secret_value(),
-            api_base=settings.stripe_api_base,
-            timeout_s=settings.payment_gateway_timeout_s,
-        )
-    # The local gateway commits its records through its own connections, never the handler's.
-    return LocalGateway(database)
+    if settings.payment_gateway == "simulated":
+        # The test double commits its records through its own connections, never the handler's.
+        return SimulatedStripe(database)
+    return StripeGateway(
+        api_key=settings.stripe_api_key.get_secret_value(),
+        api_base=settings.stripe_api_base,
+        timeout_s=settings.payment_gateway_timeout_s,
+    )

@@ -19,10 +19,12 @@ class Settings(ServiceSettings):
         default=8002, ge=MIN_PORT, le=MAX_PORT, validation_alias="PAYMENT_HTTP_PORT"
     )
 
-    # "local": outcomes follow Stripe's test payment methods, recorded in this database;
-    # "stripe": Stripe's API (stripe-mock locally).
-    payment_gateway: Literal["local", "stripe"] = Field(
-        default="local", validation_alias="PAYMENT_GATEWAY"
+    # "stripe" (the default): Stripe's API (stripe-mock locally). "simulated": a test double
+    # of Stripe whose outcomes follow Stripe's test payment methods, its records in a schema
+    # of its own (``payment.adapters.simulated_stripe``); `make demo`, the tests and the fault
+    # runs choose it explicitly.
+    payment_gateway: Literal["stripe", "simulated"] = Field(
+        default="stripe", validation_alias="PAYMENT_GATEWAY"
     )
     stripe_api_key: SecretStr = Field(
         default=SecretStr("sk_test_123"), validation_alias="STRIPE_API_KEY"

@@ -4,7 +4,7 @@ and exactly one reply (never a decline) reaches the replies topic."""
 
 import pytest
 
-from payment.adapters.local_gateway import LocalGateway
+from payment.domain.gateway import PaymentGateway
 from payment.service_layer.handlers import make_handlers
 from sagakit.contracts import REGISTRY, PaymentProcessed
 from sagakit.messaging.envelope import Envelope
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 class RecordingGateway:
     """Passes calls through, noting the idempotency key of each charge attempt."""
 
-    def __init__(self, inner: LocalGateway) -> None:
+    def __init__(self, inner: PaymentGateway) -> None:
         self.inner = inner
         self.charge_keys: list[str] = []
 
@@ -32,19 +32,25 @@ class RecordingGateway:
 
 @pytest.mark.parametrize("answer_lost", [False, True], ids=["timeout-before", "answer-lost"])
 async def test_a_gateway_timeout_is_retried_with_the_same_key_and_never_declined(
-    kafka_bootstrap, new_topic, payment_database, payment_db_url, harness, saga, answer_lost
+    kafka_bootstrap,
+    new_topic,
+    payment_database,
+    payment_db_url,
+    harness,
+    gateway,
+    saga,
+    answer_lost,
 ) -> None:
     commands, replies = await new_topic("payment-commands"), await new_topic("payment-replies")
-    gateway = RecordingGateway(
-        LocalGateway(payment_database, fail_next=2, fail_after_record=answer_lost)
-    )
+    gateway.fail_next, gateway.fail_after_record = 2, answer_lost
+    recording = RecordingGateway(gateway)
     command = saga.process("pm_card_visa", amount=1999)
     async with (
         running_producer(kafka_bootstrap) as producer,
         running_consumer(
             kafka_bootstrap,
             commands,
-            make_handlers(reply_topic=replies, gateway=gateway),
+            make_handlers(reply_topic=replies, gateway=recording),
             payment_database,
             producer,
             registry=REGISTRY,
@@ -60,7 +66,7 @@ async def test_a_gateway_timeout_is_retried_with_the_same_key_and_never_declined
     reply = Envelope.from_record(record.headers, record.value, REGISTRY)
     assert isinstance(reply.payload, PaymentProcessed)
     assert reply.causation_id == command.message_id
-    assert gateway.charge_keys == [f"{saga.saga_id}:process_payment"] * 3  # 2 timeouts, then ok
+    assert recording.charge_keys == [f"{saga.saga_id}:process_payment"] * 3  # 2 timeouts, then ok
     [charge] = await harness.gateway_charges()
     assert reply.payload.payment_id == charge.payment_id
     assert await read_topic(kafka_bootstrap, f"{commands}.dlq", expected=1, timeout=1) == []

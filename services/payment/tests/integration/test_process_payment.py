@@ -1,4 +1,4 @@
-"""ProcessPayment through the real handler, the local gateway and PostgreSQL: each test payment
+"""ProcessPayment through the real handler, the simulated Stripe and PostgreSQL: each test payment
 method's outcome, re-sent commands, and crashes between the charge and the commit."""
 
 import pytest
@@ -26,7 +26,7 @@ async def test_a_succeeding_test_card_is_charged_once_and_replies_processed(
     assert isinstance(reply.payload, PaymentProcessed)
     [charge] = await harness.gateway_charges()
     assert reply.payload.payment_id == charge.payment_id
-    assert reply.payload.payment_id.startswith("pi_local_")
+    assert reply.payload.payment_id.startswith("pi_sim_")
     assert (reply.payload.amount, reply.payload.currency) == (2599, "EUR")
     assert type(reply.payload.amount) is int
     # the reply answers the command: same saga, order and step, caused by it
@@ -38,7 +38,7 @@ async def test_a_succeeding_test_card_is_charged_once_and_replies_processed(
     assert reply.causation_id == command.message_id
     # the gateway got a key derived from saga and step, and the order's ids as metadata
     assert charge.idempotency_key == f"{saga.saga_id}:process_payment"
-    assert charge.metadata_ == {"order_id": str(saga.order_id), "saga_id": str(saga.saga_id)}
+    assert charge.metadata == {"order_id": str(saga.order_id), "saga_id": str(saga.saga_id)}
     assert (charge.amount, charge.currency) == (2599, "EUR")
     async with harness.sessions() as session:
         payment = await session.get_one(Payment, saga.order_id)
@@ -118,9 +118,9 @@ async def test_a_crash_after_the_charge_is_retried_without_a_second_charge(
 
 
 async def test_a_charge_whose_answer_was_lost_is_retried_with_the_same_key(
-    harness, local_gateway, saga
+    harness, gateway, saga
 ) -> None:
-    local_gateway.fail_next, local_gateway.fail_after_record = 1, True
+    gateway.fail_next, gateway.fail_after_record = 1, True
     command = saga.process("pm_card_visa")
 
     with pytest.raises(GatewayUnavailable):

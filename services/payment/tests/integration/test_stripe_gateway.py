@@ -7,6 +7,7 @@ import contextlib
 import json
 import socket
 import time
+from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
@@ -36,7 +37,7 @@ class RecordingClient(AsyncHttpxClient):
     def __init__(self, intent_status: dict[str, str] | None = None, **kwargs):
         super().__init__(**kwargs)
         self.intent_status = intent_status or {}
-        self.exchanges: list[dict] = []
+        self.exchanges: list[dict[str, Any]] = []
 
     async def request_async(self, method, url, headers, post_data=None):
         content, status, response_headers = await super().request_async(
@@ -158,7 +159,7 @@ def closed_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def stub_stripe(routes: dict[tuple[str, str], tuple[int, dict]] | None = None):
+async def stub_stripe(routes: dict[tuple[str, str], tuple[int, dict[str, Any]]] | None = None):
     """An HTTP server answering ``routes[(METHOD, path)]``; a route missing means silence."""
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -198,7 +199,7 @@ async def stub_stripe(routes: dict[tuple[str, str], tuple[int, dict]] | None = N
         await server.wait_closed()
 
 
-def error(type_: str, code: str | None = None, **fields: object) -> dict:
+def error(type_: str, code: str | None = None, **fields: object) -> dict[str, Any]:
     return {"error": {"type": type_, "code": code, "message": f"{type_} {code}", **fields}}
 
 
@@ -307,6 +308,7 @@ async def test_an_order_is_charged_and_refunded_through_stripe(
     assert processed.payment_id.startswith("pi_")
     assert processed_again == processed  # the re-sent command was answered from our record
     assert isinstance(refunded, PaymentRefunded)
+    assert refunded.refund_id is not None
     assert refunded.refund_id.startswith("re_")
     assert refunded.amount == 2599
     charge, refund = http.exchanges  # one charge, one refund: nothing asked twice

@@ -1,39 +1,46 @@
-"""Gateway settings: the local gateway by default, Stripe on request, nothing else accepted."""
+"""Gateway settings: Stripe by default, the simulated Stripe only when chosen, nothing else."""
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from payment.adapters.local_gateway import LocalGateway
+from payment.adapters.simulated_stripe import SimulatedStripe
 from payment.adapters.stripe_gateway import StripeGateway
 from payment.bootstrap import build_gateway
 from payment.settings import Settings
+from sagakit.db.pool import Database
 
 pytestmark = pytest.mark.unit
 
+DATABASE = Database("postgresql://payment:payment@127.0.0.1:1/payment")  # never connected
 
-def test_the_defaults_are_the_local_gateway_and_stripe_mock(monkeypatch) -> None:
+
+async def test_the_default_is_stripe_through_stripe_mock(monkeypatch) -> None:
     for name in ("PAYMENT_GATEWAY", "STRIPE_API_BASE", "PAYMENT_GATEWAY_TIMEOUT_S"):
         monkeypatch.delenv(name, raising=False)
     settings = Settings(_env_file=None)
-    assert settings.payment_gateway == "local"
+    assert settings.payment_gateway == "stripe"
     assert settings.stripe_api_base == "http://127.0.0.1:12111"
     assert settings.payment_gateway_timeout_s == 10
-    assert isinstance(build_gateway(settings, async_sessionmaker()), LocalGateway)
-
-
-async def test_stripe_is_chosen_by_the_environment(monkeypatch) -> None:
-    monkeypatch.setenv("PAYMENT_GATEWAY", "stripe")
-    monkeypatch.setenv("PAYMENT_GATEWAY_TIMEOUT_S", "2.5")
-    settings = Settings(_env_file=None)
-    gateway = build_gateway(settings, async_sessionmaker())
+    gateway = build_gateway(settings, DATABASE)
     assert isinstance(gateway, StripeGateway)
     await gateway.close()
+
+
+async def test_the_simulator_is_chosen_explicitly(monkeypatch) -> None:
+    monkeypatch.setenv("PAYMENT_GATEWAY", "simulated")
+    monkeypatch.setenv("PAYMENT_GATEWAY_TIMEOUT_S", "2.5")
+    settings = Settings(_env_file=None)
+    assert isinstance(build_gateway(settings, DATABASE), SimulatedStripe)
     assert settings.payment_gateway_timeout_s == 2.5
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("PAYMENT_GATEWAY", "paypal"), ("PAYMENT_GATEWAY_TIMEOUT_S", "0")]
+    ("name", "value"),
+    [
+        ("PAYMENT_GATEWAY", "paypal"),
+        ("PAYMENT_GATEWAY", "local"),
+        ("PAYMENT_GATEWAY_TIMEOUT_S", "0"),
+    ],
 )
 def test_bad_values_are_rejected(monkeypatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)

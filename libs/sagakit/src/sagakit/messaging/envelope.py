@@ -18,7 +18,8 @@ from sagakit.errors import MissingHeader, UndecodableMessage
 from sagakit.messaging.registry import Message, MessageRegistry
 from sagakit.messaging.tracing import child_traceparent, new_traceparent
 
-P = TypeVar("P", bound=Message)
+P = TypeVar("P", bound=Message, covariant=True)  # an Envelope[Reply] is an Envelope[Message]
+R = TypeVar("R", bound=Message)
 
 Headers = list[tuple[str, bytes]]
 
@@ -71,7 +72,7 @@ class Envelope(Generic[P]):
         key = self.saga_id or self.order_id
         return str(key).encode() if key else None
 
-    def reply(self, payload: Message, *, step: str | None = None) -> Envelope[Message]:
+    def reply(self, payload: R, *, step: str | None = None) -> Envelope[R]:
         """A message caused by this one: same saga, order and trace, causation = this id."""
         return Envelope(
             payload=payload,

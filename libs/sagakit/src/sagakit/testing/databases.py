@@ -14,8 +14,12 @@ from sagakit.db.engine import create_engine
 from sagakit.db.migrations import upgrade
 from sagakit.db.pool import Database
 
+# Every schema's tables (the service's, and a simulator's own store such as the simulated
+# Stripe's), but not Alembic's version table.
 _TABLES = (
-    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+    "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables"
+    " WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+    " AND NOT (schemaname = 'public' AND tablename = 'alembic_version')"
 )
 
 
@@ -43,12 +47,11 @@ async def pool_of(engine: AsyncEngine, *, max_size: int = 10) -> AsyncIterator[D
 
 
 async def truncate_all(engine: AsyncEngine) -> None:
-    """Empty every table of the service (not Alembic's version table)."""
+    """Empty every table of the database, in every schema (not Alembic's version table)."""
     async with engine.begin() as conn:
         names = [row[0] for row in await conn.execute(text(_TABLES))]
         if names:
-            quoted = ", ".join(f'"{name}"' for name in names)
-            await conn.execute(text(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE"))
+            await conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
 
 
 async def reset_database(alembic_ini: Path, url: str) -> None:

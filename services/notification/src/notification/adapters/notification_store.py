@@ -12,6 +12,24 @@ from notification.domain.notification import Confirmation
 from notification.domain.status import NotificationStatus
 from sagakit.outbox.unit_of_work import UnitOfWork
 
+# The statuses' values are part of the statement text (built once, constants for the server).
+_CLAIM = f"""
+    INSERT INTO notifications AS n (order_id, saga_id, email, smtp_message_id, status, attempts)
+    SELECT u.order_id, u.saga_id, u.email, u.smtp_message_id, '{NotificationStatus.SENDING}', 1
+      FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[])
+        AS u(order_id, saga_id, email, smtp_message_id)
+    ON CONFLICT (order_id) DO UPDATE SET attempts = n.attempts + 1
+        WHERE n.status = '{NotificationStatus.SENDING}'
+    """
+# ``{0}``... are the unit of work's placeholders (``uow.write``), filled at its commit.
+_SAVE = f"""
+    UPDATE notifications n SET status = u.status, reason = u.reason, detail = u.detail,
+        sent_at = CASE WHEN u.status = '{NotificationStatus.SENT}' THEN now() ELSE n.sent_at END
+    FROM unnest({{0}}::uuid[], {{1}}::text[], {{2}}::text[], {{3}}::text[])
+        AS u(order_id, status, reason, detail)
+    WHERE n.order_id = u.order_id
+    """
+
 
 @dataclass(frozen=True, slots=True)
 class NewRow:
@@ -33,15 +51,7 @@ async def claim(conn: asyncpg.Connection, rows: Sequence[NewRow]) -> None:
     if not unique:
         return
     await conn.execute(
-        """
-        INSERT INTO notifications AS n (order_id, saga_id, email, smtp_message_id, status,
-            attempts)
-        SELECT u.order_id, u.saga_id, u.email, u.smtp_message_id, 'sending', 1
-          FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[])
-            AS u(order_id, saga_id, email, smtp_message_id)
-        ON CONFLICT (order_id) DO UPDATE SET attempts = n.attempts + 1
-            WHERE n.status = 'sending'
-        """,
+        _CLAIM,
         [r.order_id for r in unique],
         [r.saga_id for r in unique],
         [r.email for r in unique],
@@ -102,13 +112,7 @@ def save(uow: UnitOfWork, confirmations: Iterable[Confirmation]) -> None:
         return
     # ``sent_at`` from the database clock, like ``created_at``.
     uow.write(
-        """
-        UPDATE notifications n SET status = u.status, reason = u.reason, detail = u.detail,
-            sent_at = CASE WHEN u.status = 'sent' THEN now() ELSE n.sent_at END
-        FROM unnest({0}::uuid[], {1}::text[], {2}::text[], {3}::text[])
-            AS u(order_id, status, reason, detail)
-        WHERE n.order_id = u.order_id
-        """,
+        _SAVE,
         [c.order_id for c in changed],
         [str(c.status) for c in changed],
         [c.reason for c in changed],

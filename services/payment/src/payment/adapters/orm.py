@@ -1,15 +1,14 @@
 """Database models of the payment service (its own PostgreSQL database).
 
 ``payments``, ``refunds`` and ``refund_attempts`` are the service's records, written in the
-handler's unit of work. ``gateway_charges`` and ``gateway_refunds`` belong to the local gateway,
-which plays an external processor: only ``LocalGateway`` touches them, in its own transactions.
+handler's unit of work. (The simulated Stripe keeps its own records in a schema it creates
+itself: see ``payment.adapters.simulated_stripe``.)
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -21,7 +20,7 @@ from sqlalchemy import (
     Text,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from sagakit.db.models import Base
@@ -29,8 +28,6 @@ from sagakit.outbox.tables import InboxMessage, OutboxMessage
 
 __all__ = [
     "Base",
-    "GatewayCharge",
-    "GatewayRefund",
     "InboxMessage",
     "OutboxMessage",
     "Payment",
@@ -97,47 +94,4 @@ class RefundAttempt(Base):
     idempotency_key: Mapped[str] = mapped_column(String(255))
     reason: Mapped[str] = mapped_column(String(64))
     detail: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-
-
-# --- the local gateway's own records (an external system's, in spirit) -------------------------
-
-
-class GatewayCharge(Base):
-    """A charge as the local gateway saw it, keyed like Stripe's idempotent requests."""
-
-    __tablename__ = "gateway_charges"
-    __table_args__ = (
-        CheckConstraint("status IN ('succeeded', 'declined')", name="status"),
-        CheckConstraint("amount >= 0", name="amount"),
-    )
-
-    idempotency_key: Mapped[str] = mapped_column(String(255), primary_key=True)
-    payment_id: Mapped[str] = mapped_column(String(255), unique=True)
-    amount: Mapped[int] = mapped_column(BigInteger)
-    currency: Mapped[str] = mapped_column(String(3))
-    payment_method: Mapped[str] = mapped_column(String(128))
-    status: Mapped[str] = mapped_column(String(16))
-    decline_code: Mapped[str | None] = mapped_column(String(64))
-    message: Mapped[str | None] = mapped_column(Text)
-    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-
-
-class GatewayRefund(Base):
-    """A refund request as the local gateway answered it (refused ones too, like Stripe's cache)."""
-
-    __tablename__ = "gateway_refunds"
-    __table_args__ = (
-        CheckConstraint("status IN ('succeeded', 'refused')", name="status"),
-        CheckConstraint("amount >= 0", name="amount"),
-    )
-
-    idempotency_key: Mapped[str] = mapped_column(String(255), primary_key=True)
-    refund_id: Mapped[str | None] = mapped_column(String(255), unique=True)
-    payment_id: Mapped[str] = mapped_column(String(255), index=True)
-    amount: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(16))
-    reason: Mapped[str | None] = mapped_column(String(64))
-    message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

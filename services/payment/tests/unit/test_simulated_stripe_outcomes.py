@@ -1,8 +1,8 @@
-"""The local gateway's outcomes follow Stripe's test payment methods."""
+"""The simulated Stripe's outcomes follow Stripe's test payment methods."""
 
 import pytest
 
-from payment.adapters.local_gateway import REFUND_FAILING_METHODS, charge_decline
+from payment.adapters.simulated_stripe import REFUND_FAILING_METHODS, charge_decline
 
 pytestmark = pytest.mark.unit
 

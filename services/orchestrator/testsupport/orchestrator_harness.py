@@ -1,4 +1,4 @@
-"""Drives the real engine on the real orchestrator database, without Kafka: commands are read
+"""Test support (not shipped with the service): drives the real engine on the real orchestrator database, without Kafka: commands are read
 back from the outbox and replies are built from them, exactly as a participant would."""
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
-"""The local gateway as an external processor: idempotent on its key, its records committed on
+"""The simulated Stripe as an external processor: idempotent on its key, its records committed on
 its own (whatever the caller's transaction does), and Stripe-like refusals."""
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import text
 
-from payment.adapters.orm import GatewayCharge, GatewayRefund
 from payment.domain.gateway import (
     ChargeDeclined,
     ChargeSucceeded,
@@ -27,71 +26,71 @@ def charge_args(key: str = "saga:process_payment", **changes):
     } | changes
 
 
-async def rows(sessions, model) -> int:
+async def rows(sessions, table: str) -> int:
     async with sessions() as session:
-        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+        return int(await session.scalar(text(f"SELECT count(*) FROM simulated_stripe.{table}")))
 
 
 async def test_the_same_key_answers_the_same_charge_and_charges_once(
-    local_gateway, payment_sessions
+    simulated_stripe, payment_sessions
 ) -> None:
-    first = await local_gateway.charge(**charge_args())
-    again = await local_gateway.charge(**charge_args())
+    first = await simulated_stripe.charge(**charge_args())
+    again = await simulated_stripe.charge(**charge_args())
     assert isinstance(first, ChargeSucceeded)
     assert again == first
-    assert await rows(payment_sessions, GatewayCharge) == 1
+    assert await rows(payment_sessions, "charges") == 1
 
 
-async def test_a_declined_charge_is_answered_the_same_again(local_gateway) -> None:
+async def test_a_declined_charge_is_answered_the_same_again(simulated_stripe) -> None:
     args = charge_args(payment_method="pm_card_chargeDeclinedInsufficientFunds")
-    first = await local_gateway.charge(**args)
+    first = await simulated_stripe.charge(**args)
     assert isinstance(first, ChargeDeclined)
     assert first.decline_code == "insufficient_funds"
-    assert await local_gateway.charge(**args) == first
+    assert await simulated_stripe.charge(**args) == first
 
 
-async def test_a_key_reused_for_a_different_charge_is_refused(local_gateway) -> None:
-    await local_gateway.charge(**charge_args())
+async def test_a_key_reused_for_a_different_charge_is_refused(simulated_stripe) -> None:
+    await simulated_stripe.charge(**charge_args())
     with pytest.raises(IdempotencyKeyReused):
-        await local_gateway.charge(**charge_args(amount=1501))
+        await simulated_stripe.charge(**charge_args(amount=1501))
 
 
-async def test_the_charge_survives_the_callers_rollback(local_gateway, payment_sessions) -> None:
+async def test_the_charge_survives_the_callers_rollback(simulated_stripe, payment_sessions) -> None:
     async with payment_sessions() as caller:
         await caller.begin()
-        result = await local_gateway.charge(**charge_args())
+        result = await simulated_stripe.charge(**charge_args())
         await caller.rollback()
     assert isinstance(result, ChargeSucceeded)
     async with payment_sessions() as session:
-        stored = await session.scalar(select(GatewayCharge.payment_id))
+        stored = await session.scalar(text("SELECT payment_id FROM simulated_stripe.charges"))
     assert stored == result.payment_id
 
 
-async def test_a_timeout_before_the_charge_records_nothing(local_gateway, payment_sessions) -> None:
-    local_gateway.fail_next = 1
+async def test_a_timeout_before_the_charge_records_nothing(gateway, payment_sessions) -> None:
+    gateway.fail_next = 1
     with pytest.raises(GatewayUnavailable):
-        await local_gateway.charge(**charge_args())
-    assert await rows(payment_sessions, GatewayCharge) == 0
-    assert isinstance(await local_gateway.charge(**charge_args()), ChargeSucceeded)
+        await gateway.charge(**charge_args())
+    assert await rows(payment_sessions, "charges") == 0
+    assert isinstance(await gateway.charge(**charge_args()), ChargeSucceeded)
 
 
 async def test_refunds_are_idempotent_and_a_second_key_gets_the_earlier_refund(
-    local_gateway, payment_sessions
+    simulated_stripe, payment_sessions
 ) -> None:
-    charge = await local_gateway.charge(**charge_args())
-    first = await local_gateway.refund(
+    charge = await simulated_stripe.charge(**charge_args())
+    first = await simulated_stripe.refund(
         payment_id=charge.payment_id, amount=1500, idempotency_key="r:1"
     )
-    again = await local_gateway.refund(
+    again = await simulated_stripe.refund(
         payment_id=charge.payment_id, amount=1500, idempotency_key="r:1"
     )
-    other_key = await local_gateway.refund(
+    other_key = await simulated_stripe.refund(
         payment_id=charge.payment_id, amount=1500, idempotency_key="r:2"
     )
     assert isinstance(first, RefundSucceeded)
     assert again == first
     assert other_key == first  # already refunded: Stripe's charge_already_refunded, read as done
-    assert await rows(payment_sessions, GatewayRefund) == 1
+    assert await rows(payment_sessions, "refunds") == 1
 
 
 @pytest.mark.parametrize(
@@ -102,9 +101,11 @@ async def test_refunds_are_idempotent_and_a_second_key_gets_the_earlier_refund(
         ("pm_card_visa", 1501, "amount_too_large"),
     ],
 )
-async def test_refunds_the_gateway_refuses(local_gateway, payment_method, amount, reason) -> None:
-    charge = await local_gateway.charge(**charge_args(payment_method=payment_method))
-    result = await local_gateway.refund(
+async def test_refunds_the_gateway_refuses(
+    simulated_stripe, payment_method, amount, reason
+) -> None:
+    charge = await simulated_stripe.charge(**charge_args(payment_method=payment_method))
+    result = await simulated_stripe.refund(
         payment_id=charge.payment_id, amount=amount, idempotency_key="r:1"
     )
     assert isinstance(result, RefundRefused)
@@ -112,6 +113,6 @@ async def test_refunds_the_gateway_refuses(local_gateway, payment_method, amount
     assert result.message
 
 
-async def test_a_refund_of_an_unknown_payment_is_refused(local_gateway) -> None:
-    result = await local_gateway.refund(payment_id="pi_nope", amount=1, idempotency_key="r:1")
+async def test_a_refund_of_an_unknown_payment_is_refused(simulated_stripe) -> None:
+    result = await simulated_stripe.refund(payment_id="pi_nope", amount=1, idempotency_key="r:1")
     assert result == RefundRefused("resource_missing", "No such payment: 'pi_nope'.")

@@ -1,16 +1,24 @@
-"""A local payment gateway for tests and demos, with the outcomes of Stripe's test payment methods.
+"""A simulated Stripe: a test double of the card processor, for demos, tests and fault runs.
 
-It stands in for an external processor, so it keeps its own records (``gateway_charges``,
-``gateway_refunds``) and commits them in its own transactions, never in the caller's unit of
-work: a charge made before the caller's transaction rolled back stays made, exactly like a real
-Stripe charge, and a repeated call with the same idempotency key answers from the record.
+Chosen only explicitly (``PAYMENT_GATEWAY=simulated``; production uses Stripe). Outcomes follow
+Stripe's test payment methods (``pm_card_visa`` succeeds, ``pm_card_chargeDeclined`` is
+declined, ``pm_card_refundFail`` charges but refuses every refund...).
+
+It plays an external processor, so it keeps its "provider-side" records in a store of its own:
+the ``simulated_stripe`` schema of the database it is given, created by this module on first use
+(``ensure_store``), never by the payment service's migrations. It commits them in its own
+transactions, never in the caller's unit of work: a charge made before the caller's transaction
+rolled back stays made, exactly like a real Stripe charge, and a repeated call with the same
+idempotency key answers from the record.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 import asyncpg
 import orjson
@@ -28,6 +36,30 @@ from sagakit.db.errors import is_retriable_db_error
 from sagakit.db.group_commit import GroupCommit
 from sagakit.db.pool import Database
 from sagakit.errors import GatewayUnavailable
+
+__all__ = [
+    "DECLINING_METHODS",
+    "REFUND_FAILING_METHODS",
+    "SCHEMA",
+    "SUCCEEDING_METHODS",
+    "ChargeStatus",
+    "RefundStatus",
+    "SimulatedStripe",
+    "charge_decline",
+]
+
+# The simulator's own store: a schema of its own, next to (never inside) the service's tables.
+SCHEMA = "simulated_stripe"
+
+
+class ChargeStatus(StrEnum):
+    SUCCEEDED = "succeeded"
+    DECLINED = "declined"
+
+
+class RefundStatus(StrEnum):
+    SUCCEEDED = "succeeded"
+    REFUSED = "refused"  # kept, like Stripe's idempotency cache keeps a failed request's answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +82,36 @@ DECLINING_METHODS = {
 # The charge succeeds, but every refund of it fails (the compensation-failure path).
 REFUND_FAILING_METHODS = frozenset({"pm_card_refundFail"})
 
+# Created on first use; concurrent processes serialise on the advisory lock (CREATE ... IF NOT
+# EXISTS alone races on the catalog).
+_STORE_DDL = f"""
+CREATE SCHEMA IF NOT EXISTS {SCHEMA};
+CREATE TABLE IF NOT EXISTS {SCHEMA}.charges (
+    idempotency_key varchar(255) PRIMARY KEY,
+    payment_id varchar(255) NOT NULL UNIQUE,
+    amount bigint NOT NULL CHECK (amount >= 0),
+    currency varchar(3) NOT NULL,
+    payment_method varchar(128) NOT NULL,
+    status varchar(16) NOT NULL CHECK (status IN ('succeeded', 'declined')),
+    decline_code varchar(64),
+    message text,
+    metadata jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS {SCHEMA}.refunds (
+    idempotency_key varchar(255) PRIMARY KEY,
+    refund_id varchar(255) UNIQUE,
+    payment_id varchar(255) NOT NULL,
+    amount bigint NOT NULL CHECK (amount >= 0),
+    status varchar(16) NOT NULL CHECK (status IN ('succeeded', 'refused')),
+    reason varchar(64),
+    message text,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS refunds_payment_id ON {SCHEMA}.refunds (payment_id);
+"""
+_STORE_LOCK = "SELECT pg_advisory_xact_lock(hashtext('simulated_stripe.store'))"
+
 
 def charge_decline(payment_method: str, amount: int) -> _Decline | None:
     """The decline a charge meets, or None when it succeeds."""
@@ -63,28 +125,29 @@ def charge_decline(payment_method: str, amount: int) -> _Decline | None:
     )
 
 
-class LocalGateway:
-    """``PaymentGateway`` backed by its own tables.
+class SimulatedStripe:
+    """``PaymentGateway`` simulating Stripe, its records in its own schema of ``database``."""
 
-    ``fail_next`` makes the next n calls (charges or refunds) raise ``GatewayUnavailable`` as a
-    timeout would; with ``fail_after_record`` the call is recorded first, as when the gateway
-    acted but its answer was lost on the way back.
-    """
-
-    def __init__(
-        self,
-        database: Database,
-        *,
-        fail_next: int = 0,
-        fail_after_record: bool = False,
-    ) -> None:
+    def __init__(self, database: Database) -> None:
         self._database = database
-        self.fail_next = fail_next
-        self.fail_after_record = fail_after_record
+        self._store_ready = False
+        self._store_lock = asyncio.Lock()
         # Charges made at the same time are recorded by one transaction (each caller answered
         # once its charge is stored): a commit per charge was most of this service's database
         # work under load.
-        self._charges = GroupCommit(self._record_charges, name="local-gateway-charges")
+        self._charges = GroupCommit(self._record_charges, name="simulated-stripe-charges")
+
+    async def ensure_store(self) -> None:
+        """Create the simulator's schema and tables if missing (once per instance)."""
+        if self._store_ready:
+            return
+        async with self._store_lock:
+            if self._store_ready:
+                return
+            async with self._database.connection() as conn, conn.transaction():
+                await conn.execute(_STORE_LOCK)
+                await conn.execute(_STORE_DDL)
+            self._store_ready = True
 
     async def charge(
         self,
@@ -95,19 +158,15 @@ class LocalGateway:
         idempotency_key: str,
         metadata: dict[str, str],
     ) -> ChargeResult:
-        failing = self._take_failure()
-        if failing and not self.fail_after_record:
-            raise GatewayUnavailable("local gateway: charge timed out (simulated)")
         try:
+            await self.ensure_store()
             row = await self._charges.submit(
                 _ChargeRequest(idempotency_key, amount, currency.upper(), payment_method, metadata)
             )
         except Exception as exc:
             _raise_unavailable_if_transient(exc)
             raise
-        if failing:
-            raise GatewayUnavailable("local gateway: charge made, answer lost (simulated)")
-        if row.status == "succeeded":
+        if row.status == ChargeStatus.SUCCEEDED:
             return ChargeSucceeded(payment_id=row.payment_id)
         return ChargeDeclined(
             decline_code=row.decline_code or "generic_decline",
@@ -116,21 +175,16 @@ class LocalGateway:
         )
 
     async def refund(self, *, payment_id: str, amount: int, idempotency_key: str) -> RefundResult:
-        failing = self._take_failure()
-        if failing and not self.fail_after_record:
-            raise GatewayUnavailable("local gateway: refund timed out (simulated)")
         try:
-            result = await self._record_refund(
+            await self.ensure_store()
+            return await self._record_refund(
                 payment_id=payment_id, amount=amount, idempotency_key=idempotency_key
             )
         except Exception as exc:
             _raise_unavailable_if_transient(exc)
             raise
-        if failing:
-            raise GatewayUnavailable("local gateway: refund made, answer lost (simulated)")
-        return result
 
-    # --- the gateway's own records ---------------------------------------------------------------
+    # --- the simulator's own records -------------------------------------------------------------
 
     async def _record_charges(self, requests: Sequence[_ChargeRequest]) -> list[_Charge]:
         """Make the charges, or read the ones made earlier under their keys, in one
@@ -140,8 +194,8 @@ class LocalGateway:
             # Each statement commits by itself. A concurrent call with the same key waits on
             # the primary key, then conflicts.
             made = await conn.fetch(
-                """
-                INSERT INTO gateway_charges (idempotency_key, payment_id, amount, currency,
+                f"""
+                INSERT INTO {SCHEMA}.charges (idempotency_key, payment_id, amount, currency,
                     payment_method, status, decline_code, message, metadata)
                 SELECT k, p, a, c, m, s, d, msg, meta::jsonb
                   FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
@@ -152,11 +206,11 @@ class LocalGateway:
                     decline_code, message
                 """,
                 [r.key for r in requests],
-                [f"pi_local_{uuid.uuid4().hex[:24]}" for _ in requests],
+                [f"pi_sim_{uuid.uuid4().hex[:24]}" for _ in requests],
                 [r.amount for r in requests],
                 [r.currency for r in requests],
                 [r.payment_method for r in requests],
-                ["declined" if d else "succeeded" for d in declines],
+                [str(ChargeStatus.DECLINED if d else ChargeStatus.SUCCEEDED) for d in declines],
                 [d.code if d else None for d in declines],
                 [d.message if d else None for d in declines],
                 [orjson.dumps(r.metadata).decode() for r in requests],
@@ -168,7 +222,7 @@ class LocalGateway:
                 # rows a concurrent call committed while the insert waited.
                 rows += await conn.fetch(
                     "SELECT idempotency_key, payment_id, amount, currency, payment_method,"
-                    " status, decline_code, message FROM gateway_charges"
+                    f" status, decline_code, message FROM {SCHEMA}.charges"
                     " WHERE idempotency_key = ANY($1::text[])",
                     list(earlier),
                 )
@@ -178,7 +232,7 @@ class LocalGateway:
                 amount=row["amount"],
                 currency=row["currency"],
                 payment_method=row["payment_method"],
-                status=row["status"],
+                status=ChargeStatus(row["status"]),
                 decline_code=row["decline_code"],
                 message=row["message"],
             )
@@ -204,14 +258,14 @@ class LocalGateway:
         async with self._database.connection() as conn, conn.transaction():
             stored = await conn.fetchrow(
                 "SELECT payment_id, amount, status, refund_id, reason, message"
-                " FROM gateway_refunds WHERE idempotency_key = $1",
+                f" FROM {SCHEMA}.refunds WHERE idempotency_key = $1",
                 idempotency_key,
             )
             if stored is None:
                 # The charge's row lock serialises refunds of one charge.
                 charge = await conn.fetchrow(
-                    "SELECT amount, status, payment_method FROM gateway_charges"
-                    " WHERE payment_id = $1 FOR UPDATE",
+                    "SELECT amount, status, payment_method FROM"
+                    f" {SCHEMA}.charges WHERE payment_id = $1 FOR UPDATE",
                     payment_id,
                 )
                 result = await _decide_refund(conn, charge, payment_id, amount)
@@ -219,19 +273,23 @@ class LocalGateway:
                     # Stripe answers charge_already_refunded, which the Stripe adapter reads
                     # as the earlier refund: the same answer here, nothing new recorded.
                     return RefundSucceeded(refund_id=result.refund_id)
-                succeeded = isinstance(result, RefundSucceeded)
+                status = (
+                    RefundStatus.SUCCEEDED
+                    if isinstance(result, RefundSucceeded)
+                    else RefundStatus.REFUSED
+                )
                 refused = result if isinstance(result, RefundRefused) else None
                 refund_id = result.refund_id if isinstance(result, RefundSucceeded) else None
                 await conn.execute(
-                    """
-                    INSERT INTO gateway_refunds (idempotency_key, payment_id, amount, status,
+                    f"""
+                    INSERT INTO {SCHEMA}.refunds (idempotency_key, payment_id, amount, status,
                         refund_id, reason, message)
                     VALUES ($1, $2, $3, $4, $5, $6, $7)
                     """,
                     idempotency_key,
                     payment_id,
                     amount,
-                    "succeeded" if succeeded else "refused",
+                    str(status),
                     refund_id,
                     refused.reason if refused else None,
                     refused.message if refused else None,
@@ -239,7 +297,7 @@ class LocalGateway:
                 stored = {
                     "payment_id": payment_id,
                     "amount": amount,
-                    "status": "succeeded" if succeeded else "refused",
+                    "status": status,
                     "refund_id": refund_id,
                     "reason": refused.reason if refused else None,
                     "message": refused.message if refused else None,
@@ -248,17 +306,11 @@ class LocalGateway:
             raise IdempotencyKeyReused(
                 f"idempotency key {idempotency_key!r} was first used for a different refund"
             )
-        if stored["status"] == "succeeded" and stored["refund_id"] is not None:
+        if stored["status"] == RefundStatus.SUCCEEDED and stored["refund_id"] is not None:
             return RefundSucceeded(refund_id=stored["refund_id"])
         return RefundRefused(
             reason=stored["reason"] or "refund_failed", message=stored["message"] or ""
         )
-
-    def _take_failure(self) -> bool:
-        if self.fail_next <= 0:
-            return False
-        self.fail_next -= 1
-        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +328,7 @@ class _Charge:
     amount: int
     currency: str
     payment_method: str
-    status: str
+    status: ChargeStatus
     decline_code: str | None
     message: str | None
 
@@ -291,7 +343,7 @@ async def _decide_refund(
 ) -> RefundResult | _AlreadyRefunded:
     if charge is None:
         return RefundRefused("resource_missing", f"No such payment: {payment_id!r}.")
-    if charge["status"] != "succeeded":
+    if charge["status"] != ChargeStatus.SUCCEEDED:
         return RefundRefused(
             "payment_intent_unexpected_state", "Only a successful charge can be refunded."
         )
@@ -300,9 +352,10 @@ async def _decide_refund(
             "refund_failed", f"The refund failed ({charge['payment_method']} refuses refunds)."
         )
     succeeded = await conn.fetch(
-        "SELECT refund_id, amount FROM gateway_refunds"
-        " WHERE payment_id = $1 AND status = 'succeeded' ORDER BY created_at DESC",
+        f"SELECT refund_id, amount FROM {SCHEMA}.refunds"
+        " WHERE payment_id = $1 AND status = $2 ORDER BY created_at DESC",
         payment_id,
+        str(RefundStatus.SUCCEEDED),
     )
     refunded = sum(row["amount"] for row in succeeded)
     if succeeded and refunded >= charge["amount"]:
@@ -312,10 +365,10 @@ async def _decide_refund(
             "amount_too_large",
             f"Refund of {amount} exceeds the {charge['amount'] - refunded} left on the charge.",
         )
-    return RefundSucceeded(refund_id=f"re_local_{uuid.uuid4().hex[:24]}")
+    return RefundSucceeded(refund_id=f"re_sim_{uuid.uuid4().hex[:24]}")
 
 
 def _raise_unavailable_if_transient(exc: Exception) -> None:
-    # To its callers, the gateway's own database being down is the gateway being unreachable.
+    # To its callers, the simulator's database being down is the processor being unreachable.
     if is_retriable_db_error(exc):
-        raise GatewayUnavailable(f"local gateway: {type(exc).__name__}: {exc}") from exc
+        raise GatewayUnavailable(f"simulated stripe: {type(exc).__name__}: {exc}") from exc
