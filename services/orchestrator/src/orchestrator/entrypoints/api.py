@@ -28,7 +28,7 @@ from orchestrator.adapters.orm import Order, Saga
 from orchestrator.adapters.redis_features import RedisFeatures
 from orchestrator.adapters.repository import OrderRepository, SagaRepository
 from orchestrator.domain.status import OrderStatus
-from orchestrator.entrypoints import admin_api
+from orchestrator.entrypoints import admin_api, console
 from orchestrator.entrypoints.admin_api import AdminAuthError
 from orchestrator.service_layer.admission import AdmissionControl
 from orchestrator.service_layer.intake import (
@@ -298,6 +298,7 @@ def install(app: FastAPI, ctx: ApiContext, *, max_body_bytes: int) -> None:
     app.state.api = ctx
     app.include_router(router)
     app.include_router(admin_api.router)
+    console.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
