@@ -82,6 +82,7 @@ demo: infra-up migrate seed ## From a fresh clone: everything up, four services 
 	@echo "  try:  curl -s -XPOST localhost:$${ORCHESTRATOR_HTTP_PORT:-8000}/orders -H 'content-type: application/json' \\"
 	@echo "          -d '{\"customer_id\":\"c1\",\"email\":\"me@example.com\",\"items\":[{\"product_id\":\"widget\",\"quantity\":1}],\"payment_method\":\"pm_card_visa\",\"currency\":\"USD\"}'"
 	@echo "Stop everything with: make down"
+	@echo "Console: http://127.0.0.1:$${ORCHESTRATOR_HTTP_PORT:-8000}/console  (log in with your name and ADMIN_TOKEN, default local-admin-token)"
 
 .PHONY: test-saga
 test-saga: install ## Against running services: one live order of every kind, and a table of what happened
@@ -183,8 +184,16 @@ format: install ## Format and auto-fix with ruff
 	@$(UV) run --frozen ruff format .
 	@$(UV) run --frozen ruff check --fix .
 
+.PHONY: browser
+browser: ## Install Debian's chromium and chromium-driver for the console's browser tests (once)
+	@scripts/install-browser.sh
+
+.PHONY: console-screenshots
+console-screenshots: infra-up browser ## Screenshots of the console's pages into docs/console/ (its browser test, run once)
+	@CONSOLE_SCREENSHOTS=docs/console $(UV) run --frozen pytest tests/e2e/test_console.py -q -p no:cacheprovider $(PYTEST_ARGS)
+
 .PHONY: test
-test: infra-up ## Every test (unit, integration, e2e), starting the infrastructure if needed
+test: infra-up browser ## Every test (unit, integration, e2e), starting the infrastructure if needed
 	@$(UV) run --frozen pytest $(PYTEST_ARGS)
 
 .PHONY: test-unit
@@ -197,7 +206,7 @@ test-integration: $(if $(filter testcontainers,$(SAGA_TEST_INFRA)),install,infra
 	@$(UV) run --frozen pytest -m integration $(PYTEST_ARGS)
 
 .PHONY: test-e2e
-test-e2e: infra-up ## End-to-end tests: the services as real processes
+test-e2e: infra-up browser ## End-to-end tests: the services as real processes
 	@$(UV) run --frozen pytest -m e2e $(PYTEST_ARGS)
 
 PROPS_PROFILE ?= props

@@ -517,7 +517,7 @@ def _stream(body: AsyncIterator[bytes]) -> StreamingResponse:
 async def live_counts(request: Request, _who: Authed, ops: Ops) -> StreamingResponse:
     async def read() -> dict[str, int]:
         counts = await ops.counts()
-        return {"total": sum(counts.values()), **{s: counts.get(s, 0) for s in STATUSES}}
+        return {"total": sum(counts.values()), **{s.value: counts.get(s, 0) for s in STATUSES}}
 
     return _stream(_poll(request, read, "counts", 2.0))
 
