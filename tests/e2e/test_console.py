@@ -1,6 +1,6 @@
 """The web console in a real headless Chromium (Debian's, driven by Selenium) against the running
 system: log in, the list and its filters, a saga's diagram and timeline, cancel a saga that
-waits on a silent participant, the stuck list.
+waits on a silent participant, the stuck list, replay a dead letter.
 
 ``CONSOLE_SCREENSHOTS=<dir>`` also saves a screenshot of each page there (``make
 console-screenshots`` writes docs/console/ that way).
@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from aiokafka import AIOKafkaProducer
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -272,3 +273,55 @@ async def test_console_posts_need_the_session_and_its_csrf_token(
         assert cross_site.status_code == 403
     audit = await system.query("orchestrator", "SELECT operator FROM admin_actions")
     assert "mallory" not in {r["operator"] for r in audit}
+
+
+async def test_the_console_replays_a_dead_letter(
+    console_system: dict[str, Any], browser: WebDriver
+) -> None:
+    """A record nobody can read lands in inventory.commands.dlq; replayed from the console it goes
+    back to its topic, fails again and returns once, with its replay count."""
+    system: System = console_system["system"]
+    driver = browser
+    producer = AIOKafkaProducer(bootstrap_servers=system.infra.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            system.prefix + "inventory.commands", b"{not json", key=b"poison-1"
+        )
+    finally:
+        await producer.stop()
+    topic = system.prefix + "inventory.commands.dlq"
+    if driver.get_cookie("console_session") is None:
+        login(driver, system.api)
+
+    def dead_letters(d: WebDriver) -> list[Any]:
+        d.get(f"{system.api}/console/dlq?topic={topic}")
+        return d.find_elements(By.CSS_SELECTOR, "table.dlq tbody tr[data-ref]")
+
+    wait(driver, 30).until(lambda d: len(dead_letters(d)) == 1)
+    shot(driver, "dlq")
+    driver.find_element(By.CSS_SELECTOR, "[data-open=replay-dialog]").click()
+    dialog = wait(driver).until(ec.visibility_of_element_located((By.ID, "replay-dialog")))
+    dialog.find_element(By.NAME, "reason").send_keys("parser fixed")
+    dialog.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait(driver).until(ec.url_contains("notice=replayed"))
+    assert "Replayed" in driver.find_element(By.CSS_SELECTOR, ".alert.notice").text
+
+    def states(d: WebDriver) -> list[tuple[str, str]]:
+        rows = dead_letters(d)
+        return [
+            (
+                r.find_element(By.CSS_SELECTOR, ".state").text,
+                r.find_elements(By.TAG_NAME, "td")[5].text,
+            )
+            for r in rows
+        ]
+
+    # Still unreadable: back once, with its count; the first copy stays "replayed".
+    wait(driver, 30).until(lambda d: sorted(states(d)) == [("replayed", "0"), ("unreplayed", "1")])
+    shot(driver, "dlq-replayed")
+    audit = await system.query(
+        "orchestrator",
+        "SELECT operator, action, outcome FROM admin_actions WHERE action LIKE 'dlq%'",
+    )
+    assert [tuple(r) for r in audit] == [("carol", "dlq_replay", "done")]

@@ -40,6 +40,13 @@ from orchestrator.domain.engine import OperatorRefused
 from orchestrator.domain.saga import SagaState
 from orchestrator.domain.status import ORDER_STATUS_FOR, SagaStatus
 from orchestrator.domain.svg import Moment, saga_path, svg
+from orchestrator.service_layer.dead_letters import (
+    DeadLetterFilter,
+    DeadLetters,
+    DeadLettersUnavailable,
+    NotReplayable,
+    RecordRef,
+)
 from orchestrator.service_layer.operations import Operations, SagaFilter, TimelineLine
 
 HERE = Path(__file__).parent
@@ -477,6 +484,95 @@ async def act(request: Request, saga_id: uuid.UUID, action: str, who: Authed, op
         return await _saga(request, who, ops, saga, error=str(exc), status_code=409)
     done = "cancelled" if action == "cancel" else "retried"
     return RedirectResponse(f"/console/sagas/{saga_id}?notice={done}", status_code=303)
+
+
+# --- dead letters ------------------------------------------------------------------------------
+
+_DLQ_NOTICES = {
+    "replayed": "Replayed: the record is back on its original topic (replayed-from header added).",
+    "discarded": "Discarded: the record is marked as dealt with and will not be replayed.",
+}
+
+
+def _dead_letters(request: Request) -> DeadLetters | None:
+    found: DeadLetters | None = request.app.state.api.dead_letters
+    return found
+
+
+@router.get("/dlq")
+async def dlq_page(
+    request: Request,
+    who: Authed,
+    topic: str | None = None,
+    state: str | None = None,
+    reason: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: str | None = None,
+    notice: str | None = None,
+    error: str | None = None,
+) -> HTMLResponse:
+    dlq = _dead_letters(request)
+    values = {k: v for k, v in {"topic": topic, "state": state, "reason": reason}.items() if v}
+    problems: list[str] = [error] if error else []
+    summary, records, next_cursor = [], [], None
+    if dlq is None:
+        problems.append("The dead-letter operations are not configured in this orchestrator.")
+    else:
+        try:
+            summary = await dlq.summary()
+            f = DeadLetterFilter(
+                topic=topic or None,
+                reason=reason or None,
+                state=state if state in ("unreplayed", "replayed", "discarded") else None,  # type: ignore[arg-type]
+            )
+            found = await dlq.list_records(f, limit=PAGE_SIZE, cursor=cursor)
+            records, next_cursor = found.records, found.next_cursor
+        except (LookupError, ValueError) as exc:
+            problems.append(str(exc))
+        except DeadLettersUnavailable as exc:
+            problems.append(f"Kafka did not answer: {exc}")
+    return page(
+        request,
+        "dlq.html",
+        who,
+        summary=summary,
+        records=records,
+        filters=values,
+        problems=problems,
+        notice=_DLQ_NOTICES.get(notice or ""),
+        next_url=(
+            f"/console/dlq?{urlencode({**values, 'cursor': next_cursor})}" if next_cursor else None
+        ),
+        back=f"/console/dlq?{urlencode(values)}",
+    )
+
+
+@router.post("/dlq/{action}")
+async def dlq_act(request: Request, action: str, who: Authed) -> Response:
+    dlq = _dead_letters(request)
+    form = await checked_form(request, who)
+    if form is None:
+        return _forbidden(request, who)
+    if dlq is None or action not in ("replay", "discard"):
+        return page(
+            request, "message.html", who, title="Not found", message="No such action.",
+            status_code=404,
+        )  # fmt: skip
+    back = _safe_next(form.get("back") or "/console/dlq")
+    reason = form.get("reason", "").strip()[:1000]
+    try:
+        ref = RecordRef.parse(form.get("ref", ""))
+        if action == "replay":
+            await dlq.replay(ref, who=who.operator, reason=reason or None)
+        else:
+            if not reason:
+                raise ValueError("A discard needs a reason.")
+            await dlq.discard(ref, who=who.operator, reason=reason)
+    except (LookupError, ValueError, NotReplayable, DeadLettersUnavailable) as exc:
+        sep = "&" if "?" in back else "?"
+        return RedirectResponse(f"{back}{sep}{urlencode({'error': str(exc)})}", 303)
+    done = "replayed" if action == "replay" else "discarded"
+    sep = "&" if "?" in back else "?"
+    return RedirectResponse(f"{back}{sep}notice={done}", status_code=303)
 
 
 # --- live updates (server-sent events) -------------------------------------------------------

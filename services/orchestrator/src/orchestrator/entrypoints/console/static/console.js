@@ -6,7 +6,12 @@ document.addEventListener("click", (e) => {
   const opener = e.target.closest("[data-open]");
   if (opener) {
     const dialog = document.getElementById(opener.dataset.open);
-    if (dialog) dialog.showModal();
+    if (!dialog) return;
+    if (opener.dataset.ref) { // one dialog for every row: which record it is about
+      dialog.querySelector("input[name=ref]").value = opener.dataset.ref;
+      dialog.querySelector("[data-ref-text]").textContent = opener.dataset.ref;
+    }
+    dialog.showModal();
     return;
   }
   const closer = e.target.closest("[data-close]");
