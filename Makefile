@@ -89,6 +89,7 @@ demo: infra-up migrate seed ## From a fresh clone: everything up, four services 
 	  echo "Prometheus (metrics, alerts): http://127.0.0.1:$${PROMETHEUS_PORT:-9090}/alerts"; \
 	else echo "Alerts in Prometheus's web UI: make demo INFRA_PROMETHEUS=1"; fi
 	@echo "Stop everything with: make down"
+	@echo "Console: http://127.0.0.1:$${ORCHESTRATOR_HTTP_PORT:-8000}/console  (log in with your name and ADMIN_TOKEN, default local-admin-token)"
 
 .PHONY: test-saga
 test-saga: install ## Against running services: one live order of every kind, and a table of what happened
@@ -197,13 +198,22 @@ COVERAGE ?= 1
 COV_ARGS := $(if $(COVERAGE),$(foreach p,libs/sagakit/src/sagakit libs/sagaops/src/sagaops \
 	$(foreach s,$(SERVICES),services/$(s)/src/$(s)),--cov=$(p)) --cov-report=)
 .PHONY: test
-test: infra-up alerts-check ## Every test (unit, integration, e2e, alert rules), starting the infrastructure if needed; coverage per package
+test: infra-up alerts-check browser ## Every test (unit, integration, e2e, alert rules), starting the infrastructure if needed; coverage per package
 	@status=0; $(UV) run --frozen pytest $(COV_ARGS) $(PYTEST_ARGS) || status=$$?; \
 	  $(if $(COVERAGE),$(UV) run --frozen python scripts/coverage_summary.py || true;) exit $$status
 
 .PHONY: alerts-check
 alerts-check: ## Prometheus config and alert rules valid, each alert's promtool tests pass (installs promtool)
 	@scripts/alerts-check.sh
+
+.PHONY: browser
+browser: ## Install Debian's chromium and chromium-driver for the console's browser tests (once)
+	@scripts/install-browser.sh
+
+.PHONY: console-screenshots
+console-screenshots: infra-up browser ## Screenshots of the console's pages into docs/console/ (its browser test, run once)
+	@CONSOLE_SCREENSHOTS=docs/console $(UV) run --frozen pytest tests/e2e/test_console.py -q -p no:cacheprovider $(PYTEST_ARGS)
+
 
 .PHONY: test-unit
 test-unit: install ## Unit tests only (no I/O, no infrastructure)
@@ -215,7 +225,7 @@ test-integration: $(if $(filter testcontainers,$(SAGA_TEST_INFRA)),install,infra
 	@$(UV) run --frozen pytest -m integration $(PYTEST_ARGS)
 
 .PHONY: test-e2e
-test-e2e: infra-up ## End-to-end tests: the services as real processes
+test-e2e: infra-up browser ## End-to-end tests: the services as real processes
 	@$(UV) run --frozen pytest -m e2e $(PYTEST_ARGS)
 
 PROPS_PROFILE ?= props

@@ -11,6 +11,7 @@ from orchestrator.domain.order_workflow import ORDER_WORKFLOW, order_workflow
 from orchestrator.domain.workflow import WorkflowRegistry
 from orchestrator.entrypoints import api
 from orchestrator.service_layer.admission import AdmissionControl
+from orchestrator.service_layer.dead_letters import DeadLetters
 from orchestrator.service_layer.handlers import install_handlers, parking_hook
 from orchestrator.service_layer.intake import IntakeQueue, OrderIntake
 from orchestrator.service_layer.operations import Operations
@@ -29,6 +30,18 @@ def default_workflows(settings: Settings) -> WorkflowRegistry:
     for definition in plugin_workflows(settings):  # SAGA_WORKFLOWS and entry points
         workflows.register(definition)
     return workflows
+
+
+def system_topics(settings: Settings, workflows: WorkflowRegistry) -> list[str]:
+    """Every topic of the system (prefixed): orders, order events and each workflow's command,
+    reply and compensation topics. Their ``.dlq`` topics are the ones operators look at."""
+    names = {settings.topics.ORDERS, settings.topics.ORDER_EVENTS, *workflows.reply_topics}
+    for definition in workflows:
+        for step in definition.steps:
+            names.add(step.topic)
+            if step.compensation is not None:
+                names.add(step.compensation.topic)
+    return sorted(settings.topics.name(n) for n in names)
 
 
 def bootstrap(
@@ -96,6 +109,13 @@ def bootstrap(
     service.workers.append(scheduler.run)
     service.app.state.scrape.add("sagas", Operations(service.uow, sagas).refresh_metrics)
     service.closers.append(redis.close)
+    dead_letters = DeadLetters(
+        service.uow,
+        service.producer,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        source_topics=system_topics(settings, workflows),
+    )
+    service.workers.append(dead_letters.run_gauge)
     api.install(
         service.app,
         api.ApiContext(
@@ -106,6 +126,7 @@ def bootstrap(
             admission=admission,
             redis=redis,
             admin_token=settings.admin_token.get_secret_value(),
+            dead_letters=dead_letters,
         ),
         max_body_bytes=settings.order_max_body_bytes,
     )

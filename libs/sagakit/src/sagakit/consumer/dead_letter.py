@@ -1,5 +1,10 @@
 """Dead-lettering: a record that cannot be processed goes to ``<topic>.dlq``, unchanged, with the
-reason and its origin added as headers (the original headers are kept)."""
+reason and its origin added as headers (the original headers are kept).
+
+The ``dlq-*`` headers describe one trip to the DLQ and are replaced on the next one. An operator's
+replay (the orchestrator's ``service_layer/dead_letters.py``) adds ``replay-count`` and
+``replayed-from`` instead: they are not ``dlq-*``, so a replayed record that fails again reaches
+the DLQ still carrying its count, and the replay tool can refuse to send it round again."""
 
 from __future__ import annotations
 
@@ -24,6 +29,13 @@ class DLQ:
     FAILED_AT = "dlq-failed-at"
     # Only on the orchestrator's alert for a compensation out of attempts (not a consumer's).
     SAGA_STATUS = "dlq-saga-status"
+
+
+class Replay:
+    """Header names added by an operator's replay; they survive a return to the DLQ."""
+
+    COUNT = "replay-count"  # how many times this record was replayed from a DLQ
+    FROM = "replayed-from"  # "<dlq topic>/<partition>/<offset>" of the last replay
 
 
 def dlq_topic(topic: str) -> str:

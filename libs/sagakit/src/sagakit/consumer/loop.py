@@ -36,7 +36,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
 from sagakit.backoff import backoff_delay, sleep_unless
-from sagakit.consumer.dead_letter import dead_letter_headers, dlq_topic, header
+from sagakit.consumer.dead_letter import Replay, dead_letter_headers, dlq_topic, header
 from sagakit.db.errors import is_retriable_db_error
 from sagakit.errors import (
     BrokerUnavailable,
@@ -565,6 +565,8 @@ class Consumer:
             error,
         )
         metrics.MESSAGES_DEAD_LETTERED.labels(record.topic, error.code).inc()
+        returned = "true" if header(record, Replay.COUNT) else "false"
+        metrics.DLQ_RECORDS_WRITTEN.labels(topic, returned).inc()
         metrics.MESSAGES_CONSUMED.labels(record.topic, message_type, "dead_lettered").inc()
 
     async def _pause(self, delay: float) -> None:

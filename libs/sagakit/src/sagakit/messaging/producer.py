@@ -73,6 +73,17 @@ class Producer:
         """Send one record and wait for the broker's acknowledgement."""
         await self.send_many([(topic, key, value, headers)])
 
+    async def send_located(
+        self, topic: str, *, key: bytes | None, value: bytes | None, headers: Headers
+    ) -> tuple[int, int]:
+        """Send one record, wait for the acknowledgement and return its (partition, offset)."""
+        try:
+            future = await self._kafka.send(topic, value=value, key=key, headers=headers)
+            metadata = await future
+        except KafkaError as exc:
+            await self._failed(exc)
+        return int(metadata.partition), int(metadata.offset)
+
     async def send_many(
         self, records: Sequence[tuple[str, bytes | None, bytes | None, Headers]]
     ) -> None:

@@ -20,7 +20,6 @@ from pydantic import BaseModel
 
 from sagakit.http.errors import install_error_handlers
 from sagakit.http.limits import DEFAULT_MAX_BODY_BYTES, BodySizeLimit
-
 from sagakit.ops.metrics import ScrapeRefresh
 
 ReadinessCheck = Callable[[], Awaitable[bool]]

@@ -31,6 +31,18 @@ MESSAGES_DEAD_LETTERED = Counter(
     "Records sent to a dead-letter topic, by error code.",
     ["topic", "code"],
 )
+DLQ_RECORDS_WRITTEN = Counter(
+    "saga_dlq_records_written_total",
+    "Records a consumer wrote to a dead-letter topic, by DLQ topic; returned=true for a record "
+    "that an operator had replayed and that failed again.",
+    ["topic", "returned"],
+)
+DLQ_UNREPLAYED = Gauge(
+    "saga_dlq_unreplayed",
+    "Records in a dead-letter topic that no operator has replayed or discarded yet (refreshed "
+    "periodically by the orchestrator from its dispositions).",
+    ["topic"],
+)
 HANDLER_RETRIES = Counter(
     "saga_handler_retries_total",
     "Handler attempts that failed with an error and were retried, by error code.",

@@ -27,9 +27,10 @@ from orchestrator.adapters.orm import Order, Saga
 from orchestrator.adapters.redis_features import RedisFeatures
 from orchestrator.adapters.repository import OrderRepository, SagaRepository
 from orchestrator.domain.status import OrderStatus
-from orchestrator.entrypoints import admin_api
+from orchestrator.entrypoints import admin_api, admin_dlq, console
 from orchestrator.entrypoints.admin_api import AdminAuthError
 from orchestrator.service_layer.admission import AdmissionControl
+from orchestrator.service_layer.dead_letters import DeadLetters
 from orchestrator.service_layer.intake import (
     IdempotencyConflict,
     IntakeQueue,
@@ -59,6 +60,7 @@ class ApiContext:
     admission: AdmissionControl
     redis: RedisFeatures
     admin_token: str
+    dead_letters: DeadLetters | None = None  # None: the DLQ routes answer 503
 
 
 class OrderRequest(BaseModel):
@@ -308,6 +310,8 @@ def install(app: FastAPI, ctx: ApiContext, *, max_body_bytes: int) -> None:
     app.state.api = ctx
     app.include_router(router)
     app.include_router(admin_api.router)
+    app.include_router(admin_dlq.router)
+    console.install(app)
     app.state.max_body_bytes = max_body_bytes  # sagakit.http.limits.BodySizeLimit reads it
 
     async def unavailable(_request: Request, exc: Exception) -> JSONResponse:

@@ -162,6 +162,12 @@ class Operations:
         )
         return Page(states, next_cursor)
 
+    async def counts(self) -> dict[str, int]:
+        """How many sagas are in each status (statuses with none are left out)."""
+        async with self._uow() as uow:
+            rows = await uow.conn.fetch("SELECT status, count(*) AS n FROM sagas GROUP BY status")
+        return {r["status"]: r["n"] for r in rows}
+
     async def find(self, saga_or_order_id: uuid.UUID) -> SagaState | None:
         async with self._uow() as uow:
             row = await uow.conn.fetchrow(
