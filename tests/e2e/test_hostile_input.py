@@ -43,7 +43,7 @@ async def test_control_characters_are_refused_on_every_service(system: System) -
     before = await rows(system)
     async with httpx.AsyncClient(timeout=10) as client:
         for field in ("customer_id", "email", "payment_method", "currency"):
-            bad = {**ORDER, field: ORDER[field][:2] + "\u0000" + ORDER[field][2:]}
+            bad = {**ORDER, field: ORDER[field][:2] + "\u0000" + ORDER[field][2:]}  # type: ignore[operator]
             assert_error(
                 await client.post(f"{system.api}/orders", json=bad), 422, "invalid_request"
             )

@@ -73,7 +73,7 @@ def fuzz(base_url: str, mode: GenerationMode, report: Report) -> None:
     # and they are ignored (as HTTP APIs do); what matters, nothing created, is counted below.
     checks = CHECKS
     for result in schema.get_all_operations():
-        operation = result.ok()
+        operation = result.ok()  # type: ignore[union-attr]
         label = f"{mode.value} {operation.method.upper()} {operation.path}"
         run = _runner(base_url, operation.as_strategy(generation_mode=mode), checks, label, report)
         try:
@@ -97,8 +97,8 @@ def _runner(
         phases=[Phase.explicit, Phase.generate],  # no shrinking: each case is a real request
         suppress_health_check=list(HealthCheck),
     )
-    @given(case=strategy)
-    def run(case: schemathesis.Case) -> None:
+    @given(case=strategy)  # type: ignore[call-overload,untyped-decorator]
+    def run(case: schemathesis.Case) -> None:  # type: ignore[type-arg]
         response = case.call(base_url=base_url, headers=TOKEN, timeout=10)
         report.statuses[f"{label.split()[0]} {response.status_code}"] += 1
         case.validate_response(response, checks=checks)  # type: ignore[arg-type]
@@ -115,7 +115,7 @@ def _runner(
         ):
             report.accepted_with_valid_body += 1
 
-    return run
+    return run  # type: ignore[no-any-return]
 
 
 async def counts(system: System, service: str) -> list[int]:

@@ -63,7 +63,7 @@ async def test_produce_and_consume_through_a_listener_that_wants_a_login(
         ),
     ):
         await producer.publish(topic, sent)
-        await eventually(lambda: _some(received), what="the message over SASL")
+        await eventually(lambda: _some(received), what="the message over SASL")  # type: ignore[arg-type]
     assert received == [sent]
     [record] = await read_topic(bootstrap, topic, expected=1, security=security)
     assert record.key == str(sent.saga_id).encode()

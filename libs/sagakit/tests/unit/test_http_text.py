@@ -36,7 +36,7 @@ pytestmark = pytest.mark.unit
 def test_control_characters_are_refused_and_the_schema_agrees(
     kind: object, value: str, ok: bool
 ) -> None:
-    adapter = TypeAdapter(kind)
+    adapter = TypeAdapter(kind)  # type: ignore[arg-type,var-annotated]
     pattern = adapter.json_schema()["pattern"]
     if ok:
         assert re.search(pattern, value) is not None  # what the OpenAPI promises is accepted

@@ -80,7 +80,7 @@ def test_every_client_of_the_factory_and_of_a_service_gets_the_security(monkeypa
         assert options["security_protocol"] == "SSL"
         assert isinstance(options["ssl_context"], ssl.SSLContext)
 
-    settings = ServiceSettings(KAFKA_SECURITY_PROTOCOL="SSL")
+    settings = ServiceSettings(KAFKA_SECURITY_PROTOCOL="SSL")  # type: ignore[call-arg]
     service = build_service(settings, registry=registry, topics=["t"])
     assert service.producer._security == settings.kafka_security
     assert service.consumer._security == settings.kafka_security

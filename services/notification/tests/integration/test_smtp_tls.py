@@ -42,7 +42,7 @@ class Relay:
         return AuthResult(success=ok, handled=False)  # not handled: the server answers 535
 
     async def handle_DATA(self, server: SMTP, session: Any, envelope: Any) -> str:
-        self.received.append(server.transport.get_extra_info("sslcontext") is not None)
+        self.received.append(server.transport.get_extra_info("sslcontext") is not None)  # type: ignore[union-attr]
         return "250 2.0.0 Accepted"
 
 

@@ -113,7 +113,7 @@ async def test_a_reply_that_keeps_failing_parks_its_saga_and_the_others_complete
                 command = await harness.last_command(saga.saga_id)
                 await producer.publish(topic, command.reply(answer(command.order_id)))
                 await eventually(
-                    lambda saga=saga, sent=sent: _more_sent(harness, saga.saga_id, sent),
+                    lambda saga=saga, sent=sent: _more_sent(harness, saga.saga_id, sent),  # type: ignore[misc]
                     what=f"the reply to {command.message_type} handled",
                 )
 
