@@ -193,7 +193,9 @@ async def test_the_console_lists_filters_draws_and_cancels(
     # The stuck list (RUNNING longer than 0 s) has it.
     driver.get(f"{system.api}/console/stuck?grace_s=0&running_over_s=0")
     assert running in rows(driver)
-    assert "running too long" in driver.find_element(By.CSS_SELECTOR, ".why").text
+    # (Parked sagas are listed too: look at this one's row.)
+    why = driver.find_element(By.CSS_SELECTOR, f'tr[data-saga="{running}"] .why')
+    assert "running too long" in why.text
     shot(driver, "stuck")
 
     # Cancel it, confirming in the dialog: it compensates the reservation it made.
