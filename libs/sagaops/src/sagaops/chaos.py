@@ -5,7 +5,9 @@ fresh prefix). A steady, seeded mix of orders arrives over HTTP and the ``orders
 a random service process is SIGKILLed every few seconds and restarted; the Kafka broker and
 PostgreSQL are each restarted once (on a cluster, ``--kafka-brokers 3``: one broker, then
 another, is SIGKILLed and restarted instead); Redis is stopped for a while; poison records
-(garbage bytes, JSON of the wrong shape, unknown types, missing headers) go into every topic.
+(garbage bytes, JSON of the wrong shape, unknown types, missing headers) go into every topic;
+and an operator cancels a RUNNING saga now and then and replays what is in the dead-letter
+topics (through the admin API, as ``sagactl`` would: the poison comes back to its DLQ once).
 Then the faults stop, the runner waits until every order is final and every outbox is empty,
 runs the audit and prints a report. Exit status 0 only if the system went quiet and the audit
 found nothing.
@@ -71,6 +73,8 @@ class Tally(LoadTally):
     infra_restarts: list[str] = field(default_factory=list)
     poison: Counter[str] = field(default_factory=Counter)
     poison_ids: set[str] = field(default_factory=set)
+    cancels: Counter[str] = field(default_factory=Counter)  # by outcome: done, refused, failed
+    replays: Counter[str] = field(default_factory=Counter)  # replayed, skipped, failed
     quiet_after_s: float | None = None
 
 
@@ -203,6 +207,44 @@ class Chaos:
         if topic != "order.events":  # nobody of ours consumes it, so nothing dead-letters it
             self.tally.poison_ids.add(poison_id)
 
+    async def operate(self) -> None:
+        """An operator at work during the faults: every few seconds, cancel one RUNNING saga
+        (409 is fine: it finished meanwhile) and replay the dead-letter topics (a filtered
+        replay: never a record that already came back). Whatever replica answers; one that
+        is down or restarting is just a failed attempt."""
+        import httpx
+
+        from sagaops.client import admin_token_from_env
+
+        headers = {"Authorization": f"Bearer {admin_token_from_env()}", "X-Operator": "chaos"}
+        while not await self._pause(self.rng.uniform(4.0, 8.0)):
+            api = self.rng.choice(self.system.processes["orchestrator"]).base_url
+            async with httpx.AsyncClient(base_url=api, headers=headers, timeout=10) as client:
+                try:
+                    listed = await client.get(
+                        "/admin/sagas", params={"status": "RUNNING", "limit": 5}
+                    )
+                    running = listed.json()["sagas"] if listed.status_code == 200 else []
+                    if running:
+                        saga = self.rng.choice(running)["saga_id"]
+                        answer = await client.post(
+                            f"/admin/sagas/{saga}/cancel", json={"reason": "chaos operator"}
+                        )
+                        outcome = {202: "done", 409: "refused"}.get(answer.status_code, "failed")
+                        self.tally.cancels[outcome] += 1
+                    answer = await client.post(
+                        "/admin/dlq/replay",
+                        json={"filter": {}, "reason": "chaos operator", "limit": 20},
+                    )
+                    if answer.status_code == 200:
+                        body = answer.json()
+                        self.tally.replays["replayed"] += len(body["replayed"])
+                        self.tally.replays["skipped"] += len(body["skipped"])
+                    else:
+                        self.tally.replays["failed"] += 1
+                except (httpx.HTTPError, ValueError, KeyError):
+                    self.tally.cancels["failed"] += 1
+
     async def _pause(self, seconds: float) -> bool:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stopping.wait(), timeout=max(seconds, 0))
@@ -266,6 +308,7 @@ async def run(config: Config) -> tuple[Chaos, AuditReport | None, bool, int]:
             ("kills", chaos.kill_processes()),
             ("infrastructure", chaos.infrastructure()),
             ("poison", chaos.inject_poison()),
+            ("operator", chaos.operate()),
             ("progress", chaos.progress()),
         )
     ]
@@ -303,6 +346,7 @@ def render(chaos: Chaos, report: AuditReport | None, quiet: bool, dead_lettered:
         f"  infrastructure     {', '.join(t.infra_restarts) or 'none'}",
         f"  poison injected    {sum(t.poison.values())} into {len(t.poison)} topics; "
         f"{dead_lettered} of {len(t.poison_ids)} consumed ones found in their DLQ",
+        f"  operator           cancels {dict(t.cancels) or 0}; DLQ replays {dict(t.replays) or 0}",
         "  time to quiet      "
         + (f"{t.quiet_after_s:.1f}s" if t.quiet_after_s is not None else "NOT QUIET"),
     ]

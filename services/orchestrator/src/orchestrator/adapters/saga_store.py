@@ -31,6 +31,13 @@ _SAGA_COLUMNS = """
 """
 
 
+# With ``FOR UPDATE OF s``: true when the locked row is newer than the statement's snapshot.
+_CHANGED = """
+    s.xmin::text <> (SELECT s2.xmin::text FROM sagas s2 WHERE s2.saga_id = s.saga_id)
+        AS changed_while_locking
+"""
+
+
 def _json(value: Any) -> str:
     """jsonb values travel as text in arrays: a list would read as one more array dimension."""
     return orjson.dumps(value).decode()
@@ -76,11 +83,11 @@ async def lock(
     """These sagas, row-locked until the transaction ends, in saga id order (so two
     transactions locking overlapping sets never deadlock). Unknown ids are absent."""
     rows = await conn.fetch(
-        f"SELECT {_SAGA_COLUMNS} FROM sagas s WHERE s.saga_id = ANY($1::uuid[])"
+        f"SELECT {_SAGA_COLUMNS}, {_CHANGED} FROM sagas s WHERE s.saga_id = ANY($1::uuid[])"
         " ORDER BY s.saga_id FOR UPDATE OF s",
         sorted(set(saga_ids)),
     )
-    return {row["saga_id"]: _state(row) for row in rows}
+    return {state.saga_id: state for state in await _fresh(conn, rows)}
 
 
 async def lock_due(
@@ -89,7 +96,7 @@ async def lock_due(
     """Sagas whose deadline passed, and sagas whose compensation retry is due, that no other
     transaction holds right now (``SKIP LOCKED``: replicas share the work, never twice)."""
     overdue = await conn.fetch(
-        f"SELECT {_SAGA_COLUMNS} FROM sagas s"
+        f"SELECT {_SAGA_COLUMNS}, {_CHANGED} FROM sagas s"
         " WHERE s.deadline_at IS NOT NULL AND s.deadline_at <= $1"
         " ORDER BY s.deadline_at LIMIT $2 FOR UPDATE OF s SKIP LOCKED",
         now,
@@ -97,14 +104,31 @@ async def lock_due(
     )
     # Only sagas that are compensating AND have a retry time: never NULL, never terminal.
     retries = await conn.fetch(
-        f"SELECT {_SAGA_COLUMNS} FROM sagas s"
+        f"SELECT {_SAGA_COLUMNS}, {_CHANGED} FROM sagas s"
         " WHERE s.status = 'COMPENSATING' AND s.next_retry_at IS NOT NULL"
         " AND s.next_retry_at <= $1"
         " ORDER BY s.next_retry_at LIMIT $2 FOR UPDATE OF s SKIP LOCKED",
         now,
         limit,
     )
-    return [_state(r) for r in overdue], [_state(r) for r in retries]
+    return await _fresh(conn, overdue), await _fresh(conn, retries)
+
+
+async def _fresh(conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]) -> list[SagaState]:
+    """The locked sagas, each as it is now. A row another transaction changed while this
+    statement waited for its lock comes back in its newest version, but the rest of the
+    statement (the steps' subquery) still saw the snapshot taken before the wait (READ
+    COMMITTED): those sagas are read again, now that they are held. Without this, an operator's
+    cancel racing a reply saw the new current step with the old step statuses, and compensated
+    the wrong steps in the wrong order."""
+    stale = [row["saga_id"] for row in rows if row["changed_while_locking"]]
+    if not stale:
+        return [_state(row) for row in rows]
+    again = await conn.fetch(
+        f"SELECT {_SAGA_COLUMNS} FROM sagas s WHERE s.saga_id = ANY($1::uuid[])", stale
+    )
+    fresh = {row["saga_id"]: _state(row) for row in again}
+    return [fresh.get(row["saga_id"]) or _state(row) for row in rows]
 
 
 async def due_ids(conn: asyncpg.Connection, now: datetime, limit: int) -> list[uuid.UUID]:
