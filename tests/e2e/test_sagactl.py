@@ -82,7 +82,7 @@ async def test_sagactl_dlq_list_show_replay_discard(system) -> None:  # type: ig
         found: list[dict[str, object]] = json.loads(listed.stdout)["records"]
         return found if len(found) >= expected else None
 
-    [first] = await eventually(lambda: records(1), timeout=30, interval=0.5)
+    [first] = await eventually(lambda: records(1), timeout=30, interval=0.5)  # type: ignore[misc]
     summary = sagactl(system.api, "dlq", "list", "--json")
     assert summary.returncode == 0, summary.stderr
     [mine] = [t for t in json.loads(summary.stdout)["topics"] if t["topic"] == topic]
@@ -95,7 +95,7 @@ async def test_sagactl_dlq_list_show_replay_discard(system) -> None:  # type: ig
     assert replayed.returncode == 0, replayed.stderr
     assert replayed.stdout.strip() == "replayed 1, skipped 0"
     assert "replayed 1" in replayed.stderr  # progress
-    first_again, returned = await eventually(lambda: records(2), timeout=30, interval=0.5)
+    first_again, returned = await eventually(lambda: records(2), timeout=30, interval=0.5)  # type: ignore[misc]
     assert first_again["state"] == "replayed"
     assert returned["replay_count"] == 1
     assert returned["replayed_from"] == first["ref"]

@@ -114,6 +114,7 @@ def bootstrap(
         service.producer,
         bootstrap_servers=settings.kafka_bootstrap_servers,
         source_topics=system_topics(settings, workflows),
+        security=settings.kafka_security,
     )
     service.workers.append(dead_letters.run_gauge)
     api.install(

@@ -11,12 +11,12 @@ import uuid
 from typing import Any
 
 import pytest
+from orchestrator_harness import Harness
 from sqlalchemy import text
 
 from orchestrator.domain.engine import SagaNotCancellable
 from orchestrator.domain.status import SagaStatus, StepStatus
 from orchestrator.service_layer.operations import Operations
-from orchestrator.testing import Harness
 from sagakit.contracts import (
     InventoryReleased,
     InventoryReserved,

@@ -25,7 +25,7 @@ from orchestrator.service_layer.dead_letters import (
     RecordRef,
     ReplayOutcome,
 )
-from sagakit.http.errors import ErrorBody
+from sagakit.http.errors import ErrorBody, error_responses
 
 
 class DlqTopicView(BaseModel):
@@ -150,11 +150,16 @@ def dead_letters(request: Request) -> DeadLetters:
     return found
 
 
+# Kafka offsets and partitions are int64/int32: bounded so an absurd query is a 422, not a 500.
+MAX_OFFSET = 2**63 - 1
+MAX_PARTITION = 2**31 - 1
+
 Dlq = Annotated[DeadLetters, Depends(dead_letters)]
 
 router = APIRouter(
     dependencies=[Depends(require_admin)],
-    responses={**ERRORS, **UNAVAILABLE},
+    # 404: a topic that is not one of the system's, or a record that is not in it.
+    responses={**ERRORS, **UNAVAILABLE, **error_responses(404)},
     tags=["admin: dead letters"],
 )
 
@@ -240,9 +245,9 @@ async def dlq_records(
     topic: str,
     dlq: Dlq,
     reason: Annotated[str | None, Query(max_length=200)] = None,
-    partition: Annotated[int | None, Query(ge=0)] = None,
-    min_offset: Annotated[int | None, Query(ge=0)] = None,
-    max_offset: Annotated[int | None, Query(ge=0)] = None,
+    partition: Annotated[int | None, Query(ge=0, le=MAX_PARTITION)] = None,
+    min_offset: Annotated[int | None, Query(ge=0, le=MAX_OFFSET)] = None,
+    max_offset: Annotated[int | None, Query(ge=0, le=MAX_OFFSET)] = None,
     state: Literal["unreplayed", "replayed", "discarded"] | None = None,
     returned: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,

@@ -30,13 +30,14 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
 from orchestrator.service_layer.operations import record_action
 from sagakit.consumer.dead_letter import DLQ, Replay
 from sagakit.errors import BrokerUnavailable, InfrastructureError
 from sagakit.messaging.envelope import H
+from sagakit.messaging.kafka_clients import PLAINTEXT, KafkaSecurity, kafka_consumer
 from sagakit.messaging.producer import Producer
 from sagakit.ops import metrics
 from sagakit.outbox.unit_of_work import UnitOfWork
@@ -215,6 +216,7 @@ class DeadLetters:
         *,
         bootstrap_servers: str,
         source_topics: Sequence[str],
+        security: KafkaSecurity = PLAINTEXT,
         max_replays: int = MAX_REPLAYS,
         request_timeout_ms: int = 10_000,
         read_timeout_s: float = 15.0,
@@ -222,6 +224,7 @@ class DeadLetters:
         self._uow = uow
         self._producer = producer
         self._bootstrap = bootstrap_servers
+        self._security = security
         self._sources = sorted(set(source_topics))
         self.max_replays = max_replays
         self._request_timeout_ms = request_timeout_ms
@@ -450,7 +453,7 @@ class DeadLetters:
 
     @contextlib.asynccontextmanager
     async def _reader(self) -> AsyncIterator[_Reader]:
-        reader = _Reader(self._bootstrap, self._request_timeout_ms)
+        reader = _Reader(self._bootstrap, self._request_timeout_ms, self._security)
         try:
             await reader.start()
             yield reader
@@ -632,10 +635,11 @@ class _Bounds(dict[TopicPartition, tuple[int, int]]):
 class _Reader:
     """A consumer without a group: assign, seek, read a bounded range; never commits."""
 
-    def __init__(self, bootstrap: str, request_timeout_ms: int) -> None:
+    def __init__(self, bootstrap: str, request_timeout_ms: int, security: KafkaSecurity) -> None:
         self._assigned: TopicPartition | None = None
-        self._consumer = AIOKafkaConsumer(
+        self._consumer = kafka_consumer(
             bootstrap_servers=bootstrap,
+            security=security,
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
