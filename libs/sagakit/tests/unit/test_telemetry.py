@@ -133,3 +133,27 @@ def test_client_span_is_a_child_of_the_record_and_free_when_off(
 
 def _tp_ids(span: ReadableSpan) -> list[str]:
     return [format(span.context.trace_id, "032x"), format(span.context.span_id, "016x")]
+
+
+def test_json_log_lines_name_the_saga_the_order_and_the_record_trace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With no current span (a consumer's record, or tracing off), the ids come from the
+    record's traceparent; saga and order ids from ``log_ids`` or the log call's extra."""
+    import logging
+
+    import orjson
+
+    from sagakit.ops.logging import JsonFormatter, log_ids
+
+    monkeypatch.setattr(telemetry, "_enabled", False)
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "hello", None, None)
+    consumed = new_traceparent()
+    with log_ids("s-1", "o-1", consumed):
+        line = orjson.loads(JsonFormatter("payment").format(record))
+    assert (line["saga_id"], line["order_id"]) == ("s-1", "o-1")
+    assert (line["trace_id"], line["span_id"]) == tuple(consumed.split("-")[1:3])
+    plain = orjson.loads(JsonFormatter("payment").format(record))
+    assert not {"saga_id", "order_id", "trace_id"} & set(plain)
+    record.saga_id = "s-2"
+    assert orjson.loads(JsonFormatter("payment").format(record))["saga_id"] == "s-2"

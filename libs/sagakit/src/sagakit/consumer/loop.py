@@ -28,6 +28,7 @@ import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,7 @@ from sagakit.messaging.producer import Producer
 from sagakit.messaging.registry import MessageRegistry
 from sagakit.messaging.tracing import child_traceparent
 from sagakit.ops import metrics
+from sagakit.ops.logging import log_ids
 from sagakit.outbox.store import INBOX_PRIMARY_KEY, InboxEntry
 from sagakit.outbox.unit_of_work import UnitOfWork
 from sagakit.telemetry import record_span, tracing_enabled
@@ -395,12 +397,16 @@ class Consumer:
         idempotent on the business key, as they are for re-sent commands.
         """
         started_ns = time.time_ns() if tracing_enabled() else 0
-        try:
-            fresh = await self._run(items, inbox_first=False)
-        except asyncpg.UniqueViolationError as exc:
-            if exc.constraint_name != INBOX_PRIMARY_KEY:
-                raise
-            fresh = await self._run(items, inbox_first=True)
+        # One record (the common case when the load is light, and every record handled
+        # alone): its handler's log lines name its saga, order and trace.
+        one = items[0].envelope if len(items) == 1 else None
+        with log_ids(one.saga_id, one.order_id, one.traceparent) if one else nullcontext():
+            try:
+                fresh = await self._run(items, inbox_first=False)
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name != INBOX_PRIMARY_KEY:
+                    raise
+                fresh = await self._run(items, inbox_first=True)
         if started_ns:  # tracing on: one consumer span per handled record, in its saga's trace
             self._record_spans(fresh, started_ns, time.time_ns())
         for item in fresh:

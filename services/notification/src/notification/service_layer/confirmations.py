@@ -68,6 +68,7 @@ from sagakit.contracts import (
 from sagakit.db.pool import Database
 from sagakit.messaging.envelope import Envelope, utcnow
 from sagakit.messaging.registry import Message
+from sagakit.ops.logging import log_ids
 from sagakit.outbox.unit_of_work import UnitOfWork
 from sagakit.telemetry import client_span
 
@@ -208,10 +209,13 @@ class Confirmations:
             )
             # GatewayUnavailable propagates: nothing is recorded, the consumer retries the record
             # (and the next delivery finds the window closed if the outage outlasts it).
-            with client_span(
-                "smtp send",
-                trace,  # the command's consumer span
-                {"saga.id": str(row.saga_id), "order.id": str(command.order_id)},
+            with (
+                client_span(
+                    "smtp send",
+                    trace,  # the command's consumer span
+                    {"saga.id": str(row.saga_id), "order.id": str(command.order_id)},
+                ),
+                log_ids(row.saga_id, command.order_id, trace),
             ):
                 await self._mailer.send(message, not_after=window.last_start)
         except DeadlinePassed:  # the window closed while the mailer retried a transient failure

@@ -40,6 +40,7 @@ from sagakit.contracts import (
 from sagakit.errors import InvalidMessage
 from sagakit.messaging.envelope import Envelope
 from sagakit.messaging.registry import Message
+from sagakit.ops.logging import log_ids
 from sagakit.outbox.unit_of_work import UnitOfWork
 from sagakit.telemetry import client_span
 
@@ -100,10 +101,13 @@ class Payments:
                     detail="The order was already compensated; nothing was charged.",
                 )
             key = charge_key(saga_id)
-            with client_span(
-                "payment gateway charge",
-                trace,
-                {"payment.gateway": self._gateway_name, **_ids(saga_id, command.order_id)},
+            with (
+                client_span(
+                    "payment gateway charge",
+                    trace,
+                    {"payment.gateway": self._gateway_name, **_ids(saga_id, command.order_id)},
+                ),
+                log_ids(saga_id, command.order_id, trace),
             ):
                 result = await self._gateway.charge(
                     amount=command.amount,
@@ -144,10 +148,13 @@ class Payments:
                 assert payment.gateway_payment_id is not None  # a CHECK constraint says so
                 attempt = book.refused_refunds + 1
                 key = refund_key(saga_id, attempt)
-                with client_span(
-                    "payment gateway refund",
-                    trace,
-                    {"payment.gateway": self._gateway_name, **_ids(saga_id, order_id)},
+                with (
+                    client_span(
+                        "payment gateway refund",
+                        trace,
+                        {"payment.gateway": self._gateway_name, **_ids(saga_id, order_id)},
+                    ),
+                    log_ids(saga_id, order_id, trace),
                 ):
                     result = await self._gateway.refund(
                         payment_id=payment.gateway_payment_id,
