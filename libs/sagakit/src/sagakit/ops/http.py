@@ -21,7 +21,13 @@ log = logging.getLogger(__name__)
 
 def build_ops_app(service: str, checks: dict[str, ReadinessCheck]) -> FastAPI:
     """The app with the probes; ``app.state.readiness`` holds the checks (add to it freely)."""
-    app = FastAPI(title=service)
+    # FastAPI's own OpenTelemetry (a span per request and per dependency, as soon as a tracer
+    # provider is installed) stays off: every probe and scrape would be a trace of its own,
+    # and the order's trace has its request span from ``sagakit.telemetry``.
+    app = FastAPI(
+        title=service,
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+    )
     app.state.readiness = dict(checks)
 
     @app.get("/healthz", include_in_schema=False)
