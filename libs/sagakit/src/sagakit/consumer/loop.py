@@ -23,10 +23,12 @@ Errors:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +36,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
+from opentelemetry.trace import SpanKind
 
 from sagakit.backoff import backoff_delay, sleep_unless
 from sagakit.consumer.dead_letter import Replay, dead_letter_headers, dlq_topic, header
@@ -49,10 +52,12 @@ from sagakit.messaging.envelope import Envelope
 from sagakit.messaging.kafka_clients import PLAINTEXT, KafkaSecurity, check_login, kafka_consumer
 from sagakit.messaging.producer import Producer
 from sagakit.messaging.registry import MessageRegistry
+from sagakit.messaging.tracing import child_traceparent
 from sagakit.ops import metrics
+from sagakit.ops.logging import log_ids
 from sagakit.outbox.store import INBOX_PRIMARY_KEY, InboxEntry
 from sagakit.outbox.unit_of_work import UnitOfWork
-from sagakit.telemetry import record_spans, tracing_enabled
+from sagakit.telemetry import record_span, tracing_enabled
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +75,9 @@ class _Item:
     tp: TopicPartition
     record: ConsumerRecord[Any, Any]
     envelope: Envelope[Any]
+    # Tracing on: the record's own traceparent (its producer span); ``envelope.traceparent``
+    # is then its CONSUMER span, chosen before the handler runs.
+    produced_in: str | None = None
 
     def __str__(self) -> str:
         return f"{self.tp.topic}:{self.tp.partition}@{self.record.offset}"
@@ -343,12 +351,26 @@ class Consumer:
     async def _process(self, batch: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
         """Every record of the batch handled or dead-lettered, or ``_Abandoned``."""
         items: list[_Item] = []
+        traced = tracing_enabled()
         for tp, records in batch.items():  # partition by partition, each in order
             for record in records:
                 try:
-                    items.append(_Item(tp, record, self._decode(record)))
+                    envelope = self._decode(record)
                 except PoisonMessage as poison:
                     await self._dead_letter(record, poison)
+                    continue
+                if traced:  # the handler sees its consumer span: what it emits is a child
+                    consumed = child_traceparent(envelope.traceparent)
+                    items.append(
+                        _Item(
+                            tp,
+                            record,
+                            dataclasses.replace(envelope, traceparent=consumed),
+                            envelope.traceparent,
+                        )
+                    )
+                else:
+                    items.append(_Item(tp, record, envelope))
         if not items:
             return
         if len(items) > 1 and await self._handle_together(items):
@@ -438,25 +460,51 @@ class Consumer:
         idempotent on the business key, as they are for re-sent commands.
         """
         started_ns = time.time_ns() if tracing_enabled() else 0
-        try:
-            fresh = await self._run(items, inbox_first=False)
-        except asyncpg.UniqueViolationError as exc:
-            if exc.constraint_name != INBOX_PRIMARY_KEY:
-                raise
-            fresh = await self._run(items, inbox_first=True)
+        # One record (the common case when the load is light, and every record handled
+        # alone): its handler's log lines name its saga, order and trace.
+        one = items[0].envelope if len(items) == 1 else None
+        with log_ids(one.saga_id, one.order_id, one.traceparent) if one else nullcontext():
+            try:
+                fresh = await self._run(items, inbox_first=False)
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name != INBOX_PRIMARY_KEY:
+                    raise
+                fresh = await self._run(items, inbox_first=True)
         if started_ns:  # tracing on: one consumer span per handled record, in its saga's trace
-            record_spans(
-                f"consume {self._group_id}",
-                [i.envelope.traceparent for i in fresh],
-                started_ns,
-                time.time_ns(),
-            )
+            self._record_spans(fresh, started_ns, time.time_ns())
         for item in fresh:
             metrics.MESSAGES_CONSUMED.labels(
                 item.tp.topic, item.envelope.message_type, "handled"
             ).inc()
         metrics.BATCH_RECORDS.labels(self._group_id).observe(len(items))
         self.processed += len(items)
+
+    def _record_spans(self, items: Sequence[_Item], started_ns: int, ended_ns: int) -> None:
+        for item in items:
+            envelope = item.envelope
+            attributes: dict[str, str | int] = {
+                "messaging.system": "kafka",
+                "messaging.destination.name": item.tp.topic,
+                "messaging.consumer.group.name": self._group_id,
+                "messaging.destination.partition.id": str(item.tp.partition),
+                "messaging.kafka.offset": item.record.offset,
+                "messaging.message.id": str(envelope.message_id),
+                "messaging.message.type": envelope.message_type,
+                "messaging.batch.message_count": len(items),
+            }
+            if envelope.saga_id is not None:
+                attributes["saga.id"] = str(envelope.saga_id)
+            if envelope.order_id is not None:
+                attributes["order.id"] = str(envelope.order_id)
+            record_span(
+                f"{item.tp.topic} process",
+                envelope.traceparent,
+                item.produced_in,
+                started_ns,
+                ended_ns,
+                kind=SpanKind.CONSUMER,
+                attributes=attributes,
+            )
 
     async def _run(self, items: Sequence[_Item], *, inbox_first: bool) -> list[_Item]:
         entries = [
@@ -484,6 +532,8 @@ class Consumer:
                         ).inc()
             else:
                 uow.record_inbox_at_commit(entries)
+            if tracing_enabled():
+                uow.trace_under([i.envelope.traceparent for i in fresh])
             for envelopes, batch_handler in _handler_groups(fresh, self._batch_handlers):
                 if batch_handler is not None:
                     await batch_handler(envelopes, uow)

@@ -16,7 +16,7 @@ from typing import Generic, TypeVar
 
 from sagakit.errors import MissingHeader, UndecodableMessage
 from sagakit.messaging.registry import Message, MessageRegistry
-from sagakit.messaging.tracing import child_traceparent, new_traceparent
+from sagakit.messaging.tracing import new_traceparent
 
 P = TypeVar("P", bound=Message, covariant=True)  # an Envelope[Reply] is an Envelope[Message]
 R = TypeVar("R", bound=Message)
@@ -73,20 +73,23 @@ class Envelope(Generic[P]):
         return str(key).encode() if key else None
 
     def reply(self, payload: R, *, step: str | None = None) -> Envelope[R]:
-        """A message caused by this one: same saga, order and trace, causation = this id."""
+        """A message caused by this one: same saga, order and trace, causation = this id. Its
+        ``traceparent`` is this message's: the context it is created in; emitting it through a
+        unit of work gives it a span of its own (``UnitOfWork.emit``)."""
         return Envelope(
             payload=payload,
             saga_id=self.saga_id,
             order_id=self.order_id,
             step=self.step if step is None else step,
             causation_id=self.message_id,
-            traceparent=child_traceparent(self.traceparent),
+            traceparent=self.traceparent,
         )
 
     # --- Kafka encoding -------------------------------------------------------------------------
 
-    def header_pairs(self) -> list[tuple[str, str]]:
-        """The headers as text (the outbox stores them so)."""
+    def header_pairs(self, traceparent: str | None = None) -> list[tuple[str, str]]:
+        """The headers as text (the outbox stores them so); ``traceparent`` in place of the
+        envelope's."""
         pairs: list[tuple[str, str | None]] = [
             (H.MESSAGE_ID, str(self.message_id)),
             (H.MESSAGE_TYPE, self.message_type),
@@ -96,7 +99,7 @@ class Envelope(Generic[P]):
             (H.CAUSATION_ID, str(self.causation_id) if self.causation_id else None),
             (H.TIMESTAMP, self.timestamp.isoformat()),
             (H.SCHEMA_VERSION, str(self.schema_version)),
-            (H.TRACEPARENT, self.traceparent),
+            (H.TRACEPARENT, traceparent or self.traceparent),
             (H.DEADLINE, self.deadline.isoformat() if self.deadline else None),
         ]
         return [(name, value) for name, value in pairs if value is not None]

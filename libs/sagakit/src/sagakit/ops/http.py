@@ -46,7 +46,13 @@ def build_ops_app(
     """The app with the probes; ``app.state.readiness`` holds the checks (add to it freely),
     ``app.state.scrape`` the refreshers of scrape-time gauges (``ScrapeRefresh.add``),
     ``app.state.max_body_bytes`` the body limit (change it freely before serving)."""
-    app = FastAPI(title=service)
+    # FastAPI's own OpenTelemetry (a span per request and per dependency, as soon as a tracer
+    # provider is installed) stays off: every probe and scrape would be a trace of its own,
+    # and the order's trace has its request span from ``sagakit.telemetry``.
+    app = FastAPI(
+        title=service,
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+    )
     app.state.readiness = dict(checks)
     app.state.scrape = ScrapeRefresh()
     app.state.max_body_bytes = max_body_bytes

@@ -5,10 +5,39 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import orjson
 
 from sagakit.telemetry import current_ids
+
+# The saga and order the current work is about, for JSON log lines: set where one saga is
+# handled (a request, a record handled alone, a call to Stripe or SMTP), never per record of a
+# batch (many sagas at once). A log call may also pass them: ``extra={"saga_id": ...}``.
+_LOG_IDS: ContextVar[tuple[str | None, str | None, str | None] | None] = ContextVar(
+    "log_ids", default=None
+)
+
+
+@contextmanager
+def log_ids(
+    saga_id: uuid.UUID | str | None,
+    order_id: uuid.UUID | str | None,
+    traceparent: str | None = None,
+) -> Iterator[None]:
+    """Log lines written inside carry ``saga_id`` and ``order_id`` (the JSON format), and the
+    ids of ``traceparent`` when no span is current (a record handled by the consumer: its span
+    is recorded after the fact; with tracing off, the trace id of the message's header)."""
+    token = _LOG_IDS.set(
+        (str(saga_id) if saga_id else None, str(order_id) if order_id else None, traceparent)
+    )
+    try:
+        yield
+    finally:
+        _LOG_IDS.reset(token)
 
 
 class JsonFormatter(logging.Formatter):
@@ -24,9 +53,18 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        saga_id, order_id, traceparent = _LOG_IDS.get() or (None, None, None)
         ids = current_ids()  # None (no cost) unless tracing is on
+        if ids is None and traceparent and len(traceparent) == 55:
+            ids = traceparent[3:35], traceparent[36:52]
         if ids is not None:
             data["trace_id"], data["span_id"] = ids
+        saga_id = getattr(record, "saga_id", None) or saga_id
+        order_id = getattr(record, "order_id", None) or order_id
+        if saga_id:
+            data["saga_id"] = str(saga_id)
+        if order_id:
+            data["order_id"] = str(order_id)
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(data).decode()

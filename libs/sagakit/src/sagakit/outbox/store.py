@@ -37,8 +37,10 @@ class OutboxRow:
         topic: str,
         envelope: Envelope[Message],
         extra_headers: Sequence[tuple[str, str]] = (),
+        traceparent: str | None = None,
     ) -> OutboxRow:
-        headers = [[name, value] for name, value in envelope.header_pairs()]
+        """``traceparent``: the message's own span, in place of the envelope's (its context)."""
+        headers = [[name, value] for name, value in envelope.header_pairs(traceparent)]
         headers += [[name, value] for name, value in extra_headers]
         return cls(
             message_id=envelope.message_id,

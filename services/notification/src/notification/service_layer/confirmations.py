@@ -68,7 +68,9 @@ from sagakit.contracts import (
 from sagakit.db.pool import Database
 from sagakit.messaging.envelope import Envelope, utcnow
 from sagakit.messaging.registry import Message
+from sagakit.ops.logging import log_ids
 from sagakit.outbox.unit_of_work import UnitOfWork
+from sagakit.telemetry import client_span
 
 __all__ = ["Confirmations"]
 
@@ -160,7 +162,9 @@ class Confirmations:
                 if isinstance(envelope.payload, VoidOrderConfirmation):
                     replies[i] = self._void(row)
                 else:
-                    replies[i] = await self._send(row, envelope.payload, windows[i])
+                    replies[i] = await self._send(
+                        row, envelope.payload, windows[i], envelope.traceparent
+                    )
 
         # Every send finishes (none is cancelled half-way); an outage then fails the batch and
         # the consumer retries it: what was accepted meanwhile is remembered, not sent again.
@@ -175,7 +179,7 @@ class Confirmations:
         return [reply for reply in replies if reply is not None]
 
     async def _send(
-        self, row: Confirmation, command: SendOrderConfirmation, window: SendWindow
+        self, row: Confirmation, command: SendOrderConfirmation, window: SendWindow, trace: str
     ) -> Message:
         # Checked again: waiting for the lock (another delivery mid-send) takes time too.
         if row.status == NotificationStatus.SENDING and window.closed(self._clock()):
@@ -205,7 +209,15 @@ class Confirmations:
             )
             # GatewayUnavailable propagates: nothing is recorded, the consumer retries the record
             # (and the next delivery finds the window closed if the outage outlasts it).
-            await self._mailer.send(message, not_after=window.last_start)
+            with (
+                client_span(
+                    "smtp send",
+                    trace,  # the command's consumer span
+                    {"saga.id": str(row.saga_id), "order.id": str(command.order_id)},
+                ),
+                log_ids(row.saga_id, command.order_id, trace),
+            ):
+                await self._mailer.send(message, not_after=window.last_start)
         except DeadlinePassed:  # the window closed while the mailer retried a transient failure
             row.mark_expired(detail=window.detail)
             return _failed(row)

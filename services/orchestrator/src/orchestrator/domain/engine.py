@@ -34,7 +34,6 @@ from sagakit.consumer.dead_letter import DLQ
 from sagakit.contracts import FailureReply, Reply, StepWasDone
 from sagakit.messaging.envelope import Envelope
 from sagakit.messaging.registry import Message
-from sagakit.messaging.tracing import child_traceparent
 from sagakit.settings import Topics
 
 # --- events: what happens to a saga ----------------------------------------------------------
@@ -240,7 +239,7 @@ class SagaEngine:
             saga_id=saga.saga_id,
             order_id=saga.order_id,
             timestamp=now,
-            traceparent=child_traceparent(saga.traceparent),
+            traceparent=saga.traceparent,
         )
         decision.messages.append(Outgoing(self.topics.order_events, envelope))
         return decision
@@ -255,7 +254,7 @@ class SagaEngine:
                 HistoryLine(now, "reply_ignored", envelope.step, cause=cause, detail=mismatch)
             )
             return decision
-        run = _Run(self, state, self.definition_of(state), now)
+        run = _Run(self, state, self.definition_of(state), now, trace=envelope.traceparent)
         run.on_reply(envelope.payload, cause)
         return run.decision
 
@@ -271,9 +270,13 @@ class _Run:
         now: datetime,
         *,
         copy: bool = True,
+        trace: str | None = None,
     ) -> None:
         self.engine = engine
         self.saga = state.copy() if copy else state
+        # The context the messages decided here are created in: the reply that caused them,
+        # else the saga's own (the order's request); each gets its span when it is emitted.
+        self.trace = trace or state.traceparent
         self.definition = definition
         self.now = now
         self.decision = Decision(state=self.saga)
@@ -541,7 +544,7 @@ class _Run:
             order_id=saga.order_id,
             step=step,
             timestamp=self.now,
-            traceparent=child_traceparent(saga.traceparent),
+            traceparent=self.trace,
             deadline=self.now + timedelta(seconds=timeout_s) if timeout_s else None,
         )
 

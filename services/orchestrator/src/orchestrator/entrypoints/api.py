@@ -45,6 +45,7 @@ from sagakit.db.errors import is_retriable_db_error
 from sagakit.errors import InfrastructureError
 from sagakit.http.errors import error_response, error_responses
 from sagakit.http.text import CurrencyCode, Email, identifier
+from sagakit.ops.logging import log_ids
 from sagakit.outbox.unit_of_work import UnitOfWork
 from sagakit.telemetry import span_from_traceparent
 
@@ -168,12 +169,15 @@ async def place_order(
         )
     try:
         # The caller's trace (W3C traceparent header) is honoured; without one a trace starts here.
-        with span_from_traceparent(
-            "POST /orders",
-            traceparent,
-            kind=SpanKind.SERVER,
-            attributes={"order_id": str(request.order_id)},
-        ) as saga_traceparent:
+        with (
+            span_from_traceparent(
+                "POST /orders",
+                traceparent,
+                kind=SpanKind.SERVER,
+                attributes={"order_id": str(request.order_id)},
+            ) as saga_traceparent,
+            log_ids(None, request.order_id, saga_traceparent),
+        ):
             placed = await ctx.intake.place(
                 Placement(request, idempotency_key, source="api", traceparent=saga_traceparent)
             )

@@ -229,7 +229,12 @@ class SagaService:
         except OperatorRefused:
             raise
         except Exception as exc:
-            log.exception("saga %s: the engine failed on %s; parking it", state.saga_id, event)
+            log.exception(
+                "saga %s: the engine failed on %s; parking it",
+                state.saga_id,
+                event,
+                extra={"saga_id": state.saga_id, "order_id": state.order_id},
+            )
             metrics.SAGAS_PARKED_BY_ERROR.labels("engine").inc()
             decision = self.engine.fault(state, exc, batch.now)
         batch.observe(state, decision)

@@ -40,7 +40,9 @@ from sagakit.contracts import (
 from sagakit.errors import InvalidMessage
 from sagakit.messaging.envelope import Envelope
 from sagakit.messaging.registry import Message
+from sagakit.ops.logging import log_ids
 from sagakit.outbox.unit_of_work import UnitOfWork
+from sagakit.telemetry import client_span
 
 # A charge asked for after the order was compensated (a command re-sent late) is refused.
 ORDER_COMPENSATED = "order_compensated"
@@ -49,6 +51,8 @@ ORDER_COMPENSATED = "order_compensated"
 class Payments:
     def __init__(self, gateway: PaymentGateway) -> None:
         self._gateway = gateway
+        # "stripe" or "simulatedstripe" (the test double), on the gateway call's span
+        self._gateway_name = type(gateway).__name__.removesuffix("Gateway").lower()
 
     async def handle(self, uow: UnitOfWork, envelopes: Sequence[Envelope[Any]]) -> list[Message]:
         """The reply to each command, in order (the caller emits them and commits)."""
@@ -66,10 +70,14 @@ class Payments:
                 envelope = envelopes[i]
                 book = books[order_ids[i]]
                 if isinstance(envelope.payload, ProcessPayment):
-                    replies[i] = await self._charge(book, envelope.payload, saga_ids[i])
+                    replies[i] = await self._charge(
+                        book, envelope.payload, saga_ids[i], envelope.traceparent
+                    )
                 else:
                     assert isinstance(envelope.payload, RefundPayment)
-                    replies[i] = await self._refund(book, order_ids[i], saga_ids[i])
+                    replies[i] = await self._refund(
+                        book, order_ids[i], saga_ids[i], envelope.traceparent
+                    )
 
         # Every call finishes (none is cancelled half-way); an outage then fails the batch and
         # the consumer retries it: calls that did go through answer the same under their keys.
@@ -83,7 +91,7 @@ class Payments:
         return [reply for reply in replies if reply is not None]
 
     async def _charge(
-        self, book: OrderPayments, command: ProcessPayment, saga_id: uuid.UUID
+        self, book: OrderPayments, command: ProcessPayment, saga_id: uuid.UUID, trace: str
     ) -> Message:
         if book.payment is None:
             if book.refund is not None:
@@ -93,13 +101,21 @@ class Payments:
                     detail="The order was already compensated; nothing was charged.",
                 )
             key = charge_key(saga_id)
-            result = await self._gateway.charge(
-                amount=command.amount,
-                currency=command.currency,
-                payment_method=command.payment_method,
-                idempotency_key=key,
-                metadata={"order_id": str(command.order_id), "saga_id": str(saga_id)},
-            )
+            with (
+                client_span(
+                    "payment gateway charge",
+                    trace,
+                    {"payment.gateway": self._gateway_name, **_ids(saga_id, command.order_id)},
+                ),
+                log_ids(saga_id, command.order_id, trace),
+            ):
+                result = await self._gateway.charge(
+                    amount=command.amount,
+                    currency=command.currency,
+                    payment_method=command.payment_method,
+                    idempotency_key=key,
+                    metadata={"order_id": str(command.order_id), "saga_id": str(saga_id)},
+                )
             succeeded = isinstance(result, ChargeSucceeded)
             book.payment = PaymentRecord(
                 order_id=command.order_id,
@@ -117,7 +133,7 @@ class Payments:
         return _charge_reply(book.payment)
 
     async def _refund(
-        self, book: OrderPayments, order_id: uuid.UUID, saga_id: uuid.UUID
+        self, book: OrderPayments, order_id: uuid.UUID, saga_id: uuid.UUID, trace: str
     ) -> Message:
         if book.refund is None:
             payment = book.payment
@@ -132,11 +148,19 @@ class Payments:
                 assert payment.gateway_payment_id is not None  # a CHECK constraint says so
                 attempt = book.refused_refunds + 1
                 key = refund_key(saga_id, attempt)
-                result = await self._gateway.refund(
-                    payment_id=payment.gateway_payment_id,
-                    amount=payment.amount,
-                    idempotency_key=key,
-                )
+                with (
+                    client_span(
+                        "payment gateway refund",
+                        trace,
+                        {"payment.gateway": self._gateway_name, **_ids(saga_id, order_id)},
+                    ),
+                    log_ids(saga_id, order_id, trace),
+                ):
+                    result = await self._gateway.refund(
+                        payment_id=payment.gateway_payment_id,
+                        amount=payment.amount,
+                        idempotency_key=key,
+                    )
                 if not isinstance(result, RefundSucceeded):
                     book.refused_refunds = attempt
                     book.new.append(
@@ -184,3 +208,7 @@ def _saga_id(envelope: Envelope[Any]) -> uuid.UUID:
     if envelope.saga_id is None:
         raise InvalidMessage(f"{envelope.message_type} {envelope.message_id} has no saga id")
     return envelope.saga_id
+
+
+def _ids(saga_id: uuid.UUID, order_id: uuid.UUID) -> dict[str, str]:
+    return {"saga.id": str(saga_id), "order.id": str(order_id)}
