@@ -193,7 +193,7 @@ async def test_one_order_is_one_connected_trace_across_the_four_services(
     assert [s for s in everything if s.trace_id != caller_trace] == []
     assert {s.service for s in spans} == SERVICES  # type: ignore[union-attr]
     by_id = {s.span_id: s for s in spans}  # type: ignore[union-attr]
-    assert len(by_id) == len(spans)  # no id given twice  # type: ignore[arg-type]  # type: ignore[arg-type]
+    assert len(by_id) == len(spans)  # type: ignore[arg-type]  # no id given twice
 
     # Connected, one root: the request, child of the caller's span.
     roots = [s for s in spans if s.parent_id not in by_id]  # type: ignore[union-attr]
