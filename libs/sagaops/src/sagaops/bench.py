@@ -262,6 +262,12 @@ async def run_once(
     result["processes"] = watch.report()
     generator = result["processes"].get("load generator", {})
     result["load_generator_cpu_share"] = generator.get("cpu_share_of_machine")
+    stack_s = sum(
+        u["cpu_s"]
+        for name, u in result["processes"].items()
+        if name not in ("load generator", "elsewhere")
+    )
+    result["stack_cpu_ms_per_saga"] = round(stack_s * 1000 / max(result["finished"], 1), 2)
     return result
 
 
@@ -391,6 +397,8 @@ def report(result: dict[str, Any]) -> str:
         f"p99 {lat['p99']}  max {lat['max']}",
         f"p99 by 10 s (ms)     {result['latency_p99_ms_by_10s']}",
         f"response (ms)        request -> 202: p50 {resp['p50']}  p99 {resp['p99']}",
+        f"stack CPU per saga   {result['stack_cpu_ms_per_saga']} ms (every process above but "
+        "the load generator and what ran elsewhere)",
         "processes            cpu s (share of machine), peak RSS MB:",
     ]
     for name, usage in result["processes"].items():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -27,6 +28,12 @@ class Response:
         return orjson.loads(self.body)
 
 
+# uvicorn closes a keep-alive connection after 5 s idle. A request written just as the server
+# closes is lost with the connection (a race no client can tell from a real drop), so idle
+# connections are retired well before the server would close them.
+IDLE_REUSE_S = 2.0
+
+
 class ConnectionDropped(Exception):
     """The server closed the connection (or never answered) after the request was sent."""
 
@@ -36,6 +43,7 @@ class _Connection:
         self.reader = reader
         self.writer = writer
         self.reusable = True
+        self.idle_since = time.monotonic()
 
     async def exchange(self, request: bytes) -> Response:
         self.writer.write(request)
@@ -91,7 +99,8 @@ class LoadClient:
             conn = None
             while self._free and conn is None:
                 candidate = self._free.pop()
-                if candidate.reader.at_eof():  # closed by the server while idle: not a drop
+                stale = time.monotonic() - candidate.idle_since > IDLE_REUSE_S
+                if stale or candidate.reader.at_eof():  # closed, or about to be: not a drop
                     candidate.close()
                 else:
                     conn = candidate
@@ -102,6 +111,7 @@ class LoadClient:
                 conn.close()  # a failed exchange leaves the connection in an unknown state
                 raise
             if conn.reusable:
+                conn.idle_since = time.monotonic()
                 self._free.append(conn)
             else:
                 conn.close()
