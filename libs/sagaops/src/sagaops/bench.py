@@ -49,6 +49,9 @@ from sagaops.progress import Progress
 
 PRODUCT = "bench-widget"
 TERMINAL = {"OrderConfirmed", "OrderCancelled", "OrderNeedsAttention"}
+# p99 counts as flat when the later half of the run's 10 s windows is at most this much above
+# the earlier half (median of each): noise moves single windows, a growing backlog all of them.
+FLAT_P99_RATIO = 1.5
 
 
 @dataclass
@@ -315,6 +318,17 @@ async def _send_once(placer: HttpPlacer | KafkaPlacer, run: Run, n: int, tag: st
 # --- figures ----------------------------------------------------------------------------------
 
 
+def _trend(p99s: list[float | None]) -> dict[str, Any]:
+    """Is p99 flat over the run or climbing? The median p99 of the later full 10 s windows over
+    that of the earlier ones: a backlog that grows shows as a ratio well above 1."""
+    values = [v for v in p99s if v is not None]
+    if len(values) < 2:
+        return {"ratio": None, "flat": None}
+    half = len(values) // 2
+    ratio = statistics.median(values[half:]) / max(statistics.median(values[:half]), 1e-9)
+    return {"ratio": round(ratio, 2), "flat": ratio <= FLAT_P99_RATIO}
+
+
 def _percentiles(values: list[float]) -> dict[str, float | None]:
     ordered = sorted(values)
 
@@ -366,6 +380,9 @@ def summarise(run: Run, *, rate: float | None, via: str) -> dict[str, Any]:
         "completed_while_offering_per_s": round(in_window / offering, 1),
         "latency_ms": _percentiles(latencies),
         "latency_p99_ms_by_10s": [_percentiles(windows[b])["p99"] for b in sorted(windows)],
+        "p99_trend": _trend(
+            [_percentiles(windows[b])["p99"] for b in sorted(windows) if (b + 1) * 10 <= offering]
+        ),
         "response_ms": _percentiles(run.response_s),
         "_timeline": sorted(
             (run.accepted_at[o] - run.started, run.finished_at[o] - run.accepted_at[o])
@@ -395,7 +412,8 @@ def report(result: dict[str, Any]) -> str:
         f"({result['completed_while_offering_per_s']} while offering)",
         f"latency (ms)         202 -> terminal event: p50 {lat['p50']}  p95 {lat['p95']}  "
         f"p99 {lat['p99']}  max {lat['max']}",
-        f"p99 by 10 s (ms)     {result['latency_p99_ms_by_10s']}",
+        f"p99 by 10 s (ms)     {result['latency_p99_ms_by_10s']}"
+        + _trend_words(result["p99_trend"]),
         f"response (ms)        request -> 202: p50 {resp['p50']}  p99 {resp['p99']}",
         f"stack CPU per saga   {result['stack_cpu_ms_per_saga']} ms (every process above but "
         "the load generator and what ran elsewhere)",
@@ -407,6 +425,13 @@ def report(result: dict[str, Any]) -> str:
             f"  {usage['peak_rss_mb']:6.1f} MB  x{usage['processes']}"
         )
     return "\n".join(lines)
+
+
+def _trend_words(trend: dict[str, Any]) -> str:
+    if trend["ratio"] is None:
+        return ""
+    verdict = "flat" if trend["flat"] else "CLIMBING"
+    return f"  {verdict} (later/earlier windows x{trend['ratio']})"
 
 
 def chart(result: dict[str, Any], path: Path) -> None:
