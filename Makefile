@@ -100,11 +100,16 @@ BENCH_CONCURRENCY ?= 256
 BENCH_RATE ?=
 BENCH_SECONDS ?= 60
 BENCH_VIA ?= http
+BENCH_BASE ?= HEAD~1
 BENCH_SWEEP ?= 50,100,150,200,250,300,400
 .PHONY: bench
 bench: install ## Against running services: closed loop (BENCH_ORDERS), or open loop at BENCH_RATE/s for BENCH_SECONDS; JSON + PNG
 	@$(UV) run --frozen saga-bench --via $(BENCH_VIA) --seconds $(BENCH_SECONDS) \
 	  $(if $(BENCH_RATE),--rate $(BENCH_RATE),--orders $(BENCH_ORDERS) --concurrency $(BENCH_CONCURRENCY))
+
+.PHONY: bench-compare
+bench-compare: install ## Is this commit slower than BENCH_BASE? Fresh stacks of both side by side, BENCH_RUNS alternate open loops at BENCH_RATE, medians and ratios
+	@scripts/bench-compare.sh $(BENCH_BASE) HEAD
 
 .PHONY: bench-sweep
 bench-sweep: install ## Against running services: open loops at BENCH_SWEEP rates (20 s each): throughput and p99 vs offered + PNG
