@@ -110,6 +110,7 @@ def build_service(
         uow_factory=lambda: UnitOfWork(database, dispatcher),
         producer=producer,
         max_records=settings.kafka_consumer_max_records,
+        linger_s=settings.kafka_consumer_linger_ms / 1000,
         backoff_base_s=settings.retry_backoff_base_s,
         backoff_cap_s=settings.retry_backoff_cap_s,
         handler_max_attempts=settings.handler_max_attempts,

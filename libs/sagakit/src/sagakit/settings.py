@@ -99,6 +99,10 @@ class Topics:
     def dlq(topic: str) -> str:
         return f"{topic}.dlq"
 
+    @staticmethod
+    def is_dlq(topic: str) -> bool:
+        return topic.endswith(".dlq")
+
 
 def _readable_file(value: str, what: str) -> str:
     """An optional file setting: empty is "not set"; anything else must be a readable file."""
@@ -321,6 +325,11 @@ class ServiceSettings(KafkaSettings, DatabaseTlsSettings):
     kafka_topic_prefix: str = Field(default="", validation_alias="KAFKA_TOPIC_PREFIX")
     kafka_consumer_max_records: int = Field(
         default=500, validation_alias="KAFKA_CONSUMER_MAX_RECORDS"
+    )
+    # Under steady load a consumer waits this long for more records before handling a small
+    # batch (never when idle: only when the recent rate says more are coming within it).
+    kafka_consumer_linger_ms: int = Field(
+        default=5, ge=0, le=1000, validation_alias="KAFKA_CONSUMER_LINGER_MS"
     )
     # 0: a record leaves at once. Batching still happens, because the relay hands the producer
     # whole batches and records queue behind the request in flight; a linger only added its

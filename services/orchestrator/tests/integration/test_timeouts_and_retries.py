@@ -3,6 +3,7 @@
 import asyncio
 
 import pytest
+from prometheus_client import REGISTRY
 
 from orchestrator.domain.status import OrderStatus, SagaStatus, StepStatus
 from orchestrator.service_layer.scheduler import Scheduler
@@ -103,7 +104,13 @@ async def fail_refunds_until_exhausted(harness, saga_id, order_id):  # type: ign
     return delays
 
 
+def dlq_written(topic: str) -> float:
+    labels = {"topic": topic, "returned": "false"}
+    return REGISTRY.get_sample_value("saga_dlq_records_written_total", labels) or 0.0
+
+
 async def test_failed_compensations_back_off_within_bounds_then_need_attention(harness) -> None:
+    written_before = dlq_written("payment.commands.dlq")
     placed = await harness.place("pm_card_refundFail")
     saga_id, order_id = placed.saga.saga_id, placed.order.order_id
     delays = await fail_refunds_until_exhausted(harness, saga_id, order_id)
@@ -126,6 +133,7 @@ async def test_failed_compensations_back_off_within_bounds_then_need_attention(h
     [alert] = [s for s in sent if s.topic == "payment.commands.dlq"]
     assert alert.headers["dlq-error-code"] == "compensation_exhausted"
     assert "refund_failed" in alert.headers["dlq-reason"]
+    assert dlq_written("payment.commands.dlq") == written_before + 1  # counted like consumers'
     assert [s.envelope.message_type for s in sent if s.topic == "order.events"] == [
         "OrderNeedsAttention"
     ]

@@ -33,8 +33,9 @@ MESSAGES_DEAD_LETTERED = Counter(
 )
 DLQ_RECORDS_WRITTEN = Counter(
     "saga_dlq_records_written_total",
-    "Records a consumer wrote to a dead-letter topic, by DLQ topic; returned=true for a record "
-    "that an operator had replayed and that failed again.",
+    "Records written to a dead-letter topic, by DLQ topic: poison a consumer set aside, and "
+    "compensations out of attempts the orchestrator parks there (counted when queued in its "
+    "outbox); returned=true for a record that an operator had replayed and that failed again.",
     ["topic", "returned"],
 )
 DLQ_UNREPLAYED = Gauge(

@@ -45,6 +45,7 @@ from sagakit.errors import InfrastructureError
 from sagakit.messaging.envelope import Envelope
 from sagakit.ops import metrics
 from sagakit.outbox.unit_of_work import UnitOfWork
+from sagakit.settings import Topics
 
 log = logging.getLogger(__name__)
 
@@ -253,12 +254,15 @@ class SagaService:
                 finished=batch.finished_orders(),
             ),
         )
+        dead_letters = []
         for _, outgoing in batch.messages:
             uow.emit(outgoing.topic, outgoing.envelope, extra_headers=outgoing.extra_headers)
+            if Topics.is_dlq(outgoing.topic):
+                dead_letters.append(outgoing.topic)
         counts = batch.metric_counts()
-        if counts[0] or counts[1] or batch.step_outcomes:
+        if counts[0] or counts[1] or batch.step_outcomes or dead_letters:
             outcomes = batch.step_outcomes
-            uow.after_commit(lambda: _count(*counts, outcomes))
+            uow.after_commit(lambda: _count(*counts, outcomes, dead_letters))
         if batch.finished and self._on_status_change is not None:
             listener, changes = self._on_status_change, batch.status_changes()
             uow.after_commit(lambda: listener(changes))
@@ -284,6 +288,7 @@ async def _count(
     started: list[tuple[str, str]],
     finished: list[tuple[str, str, str, float]],
     outcomes: list[_StepOutcome],
+    dead_letters: list[str],
 ) -> None:
     for definition, version in started:
         metrics.SAGAS_STARTED.labels(definition, version).inc()
@@ -294,6 +299,8 @@ async def _count(
         _step_seconds(step, outcome).observe(seconds)
         if compensation:
             _compensation_attempts(step, outcome).inc()
+    for topic in dead_letters:  # queued in the outbox with this commit, published after it
+        metrics.DLQ_RECORDS_WRITTEN.labels(topic, "false").inc()
 
 
 # The labelled children, looked up once per step and outcome: the hot path records several per
