@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from sagakit.settings import ServiceSettings
 
@@ -214,6 +215,30 @@ def test_services_route_to_the_pods_and_metrics_are_scraped(manifests: list[Mani
     [monitor] = of_kind(manifests, "ServiceMonitor").values()
     assert monitor["spec"]["endpoints"][0]["port"] == "http"
     assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+    # The labels the alert rules select and name services by, as the local Prometheus sets them.
+    assert monitor["spec"]["endpoints"][0]["relabelings"] == [
+        {"targetLabel": "system", "replacement": "saga-shop"},
+        {
+            "sourceLabels": ["__meta_kubernetes_service_label_app_kubernetes_io_component"],
+            "targetLabel": "app",
+        },
+    ]
+
+
+def test_the_promtool_tested_alert_rules_ship_as_a_prometheus_rule(
+    manifests: list[Manifest], render: Callable[..., list[Manifest]]
+) -> None:
+    tested = ROOT / "deploy" / "prometheus" / "alerts.yml"
+    assert (CHART / "files" / "alerts.yml").read_bytes() == tested.read_bytes(), (
+        "the chart's copy of the alert rules differs: cp deploy/prometheus/alerts.yml "
+        "deploy/helm/saga-shop/files/alerts.yml"
+    )
+    [rule] = of_kind(manifests, "PrometheusRule").values()
+    assert rule["spec"] == yaml.safe_load(tested.read_text())  # Prometheus's {{ $labels }} kept
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert "SagaServiceDown" in {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    off = render("metrics.prometheusRule.enabled=false")
+    assert not of_kind(off, "PrometheusRule")
 
 
 def test_the_grace_period_outlasts_the_preStop_pause_and_the_shutdown_timeout(
