@@ -321,6 +321,14 @@ class ServiceSettings(KafkaSettings, DatabaseTlsSettings):
     admin_token: SecretStr = Field(
         default=SecretStr(DEFAULT_ADMIN_TOKEN), validation_alias="ADMIN_TOKEN"
     )
+    # Wrong admin credentials (bearer or console login) one client may present within the
+    # window before it is refused with 429 until the oldest leaves the window (per process).
+    admin_max_failed_logins: int = Field(
+        default=10, ge=1, le=10_000, validation_alias="ADMIN_MAX_FAILED_LOGINS"
+    )
+    admin_failed_login_window_s: float = Field(
+        default=60.0, gt=0, le=86_400, validation_alias="ADMIN_FAILED_LOGIN_WINDOW_S"
+    )
 
     kafka_topic_prefix: str = Field(default="", validation_alias="KAFKA_TOPIC_PREFIX")
     kafka_consumer_max_records: int = Field(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from inventory.entrypoints.http import catalog_router
 from inventory.service_layer.handlers import COMMANDS, REGISTRY, make_batch_handler
 from inventory.settings import Settings
+from sagakit.ops.auth import FailedLogins
 from sagakit.runtime import Service, build_service
 
 
@@ -17,6 +18,12 @@ def bootstrap(settings: Settings | None = None) -> Service:
     )
     service.consumer.handle_batches(COMMANDS, make_batch_handler(settings.topics))
     service.app.include_router(
-        catalog_router(service.session_factory, admin_token=settings.admin_token.get_secret_value())
+        catalog_router(
+            service.session_factory,
+            admin_token=settings.admin_token.get_secret_value(),
+            failed_logins=FailedLogins(
+                settings.admin_max_failed_logins, settings.admin_failed_login_window_s
+            ),
+        )
     )
     return service

@@ -209,3 +209,25 @@ async def test_a_product_id_in_the_path_is_checked_before_the_database(client, p
 
     assert read.status_code == restocked.status_code == 422, (read.text, restocked.text)
     assert read.json()["error"] == "invalid_request"
+
+
+async def test_a_client_guessing_the_admin_token_is_refused_for_a_while(
+    inventory_sessions, inventory_url
+) -> None:
+    service = bootstrap(Settings(database_url=inventory_url, admin_max_failed_logins=2))
+    transport = httpx.ASGITransport(app=service.app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://inventory") as client:
+            for _ in range(2):
+                guess = {"Authorization": "Bearer guess"}
+                assert (
+                    await client.post("/products", json=WIDGET, headers=guess)
+                ).status_code == 401
+            right = {"Authorization": "Bearer local-admin-token"}
+            refused = await client.post("/products", json=WIDGET, headers=right)
+            assert refused.status_code == 429
+            assert refused.json()["error"] == "rate_limited"
+            assert int(refused.headers["Retry-After"]) >= 1
+            assert (await client.get("/products")).json() == []  # nothing was created
+    finally:
+        await service.engine.dispose()

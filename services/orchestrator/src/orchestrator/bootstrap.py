@@ -21,6 +21,7 @@ from orchestrator.settings import Settings
 from orchestrator.workflow_plugins import plugin_workflows
 from sagakit.contracts import REGISTRY
 from sagakit.messaging.registry import MessageRegistry
+from sagakit.ops.auth import FailedLogins
 from sagakit.runtime import Service, build_service
 
 
@@ -128,6 +129,9 @@ def bootstrap(
             redis=redis,
             admin_token=settings.admin_token.get_secret_value(),
             dead_letters=dead_letters,
+            failed_logins=FailedLogins(
+                settings.admin_max_failed_logins, settings.admin_failed_login_window_s
+            ),
         ),
         max_body_bytes=settings.order_max_body_bytes,
     )

@@ -2,20 +2,18 @@
 Idempotency-Key replays; look-ups; admin authentication."""
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import orjson
 import pytest
 import pytest_asyncio
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from orchestrator.adapters.orm import Order, Saga
-from orchestrator.bootstrap import bootstrap
-from orchestrator.settings import Settings
 from sagakit.messaging.tracing import trace_id
 from sagakit.outbox.tables import OutboxMessage
-from sagakit.testing.kafka import unique_name
 
 pytestmark = pytest.mark.integration
 
@@ -29,21 +27,8 @@ VALID = {
 
 
 @pytest_asyncio.fixture
-async def api(infra, orchestrator_sessions) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
-    settings = Settings(
-        database_url=infra.database_url("orchestrator"),
-        redis_url=infra.redis_url,
-        kafka_topic_prefix=unique_name("api") + ".",  # a fresh Redis namespace too
-        order_max_body_bytes=4096,
-        rate_limit_per_minute=5,
-    )
-    service = bootstrap(settings)
-    transport = httpx.ASGITransport(app=service.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        yield client
-    for close in service.closers:
-        await close()
-    await service.engine.dispose()
+async def api(api_client: Callable[..., Awaitable[httpx.AsyncClient]]) -> httpx.AsyncClient:
+    return await api_client(order_max_body_bytes=4096, rate_limit_per_minute=5)
 
 
 async def count(sessions, model) -> int:  # type: ignore[no-untyped-def]
@@ -269,3 +254,50 @@ async def test_admin_endpoints_need_the_bearer_token(api) -> None:
     retry = await api.post(f"/admin/sagas/{placed['saga_id']}/retry", headers=token)
     assert retry.status_code == 409  # only COMPENSATION_FAILED sagas can be retried
     assert "COMPENSATION_FAILED" in retry.json()["message"]
+
+
+def refusals(surface: str) -> float:
+    labels = {"surface": surface, "reason": "too_many_failures"}
+    return REGISTRY.get_sample_value("saga_admin_auth_refused_total", labels) or 0.0
+
+
+async def test_a_client_guessing_admin_tokens_is_refused_for_a_while(
+    api_client: Callable[..., Awaitable[httpx.AsyncClient]],
+) -> None:
+    api = await api_client(admin_max_failed_logins=3, admin_failed_login_window_s=60)
+    right, wrong = {"Authorization": "Bearer local-admin-token"}, {"Authorization": "Bearer no"}
+    for _ in range(5):  # no credential: a 401 that guesses nothing, not counted
+        assert (await api.get("/admin/sagas")).status_code == 401
+    for _ in range(2):
+        assert (await api.get("/admin/sagas", headers=wrong)).status_code == 401
+    assert (await api.get("/admin/sagas", headers=right)).status_code == 200  # clears the record
+    for _ in range(3):
+        assert (await api.get("/admin/sagas", headers=wrong)).status_code == 401
+    before = refusals("admin_api")
+
+    refused = await api.get("/admin/sagas", headers=right)  # even the right token, for now
+    assert refused.status_code == 429
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert refused.json()["error"] == "rate_limited"
+    assert "too many wrong admin credentials" in refused.json()["message"]
+    assert refusals("admin_api") == before + 1
+
+    # The console's login shares the record: refused too, as a page saying why.
+    login = await api.post(
+        "/console/login", data={"operator": "alice", "token": "local-admin-token"}
+    )
+    assert login.status_code == 429
+    assert "Retry-After" in login.headers
+    assert "Too many wrong tokens" in login.text
+    assert "set-cookie" not in login.headers
+
+
+async def test_wrong_console_logins_count_towards_the_limit(
+    api_client: Callable[..., Awaitable[httpx.AsyncClient]],
+) -> None:
+    api = await api_client(admin_max_failed_logins=2)
+    for _ in range(2):
+        wrong = await api.post("/console/login", data={"operator": "mallory", "token": "guess"})
+        assert wrong.status_code == 401
+    right = {"Authorization": "Bearer local-admin-token"}
+    assert (await api.get("/admin/sagas", headers=right)).status_code == 429

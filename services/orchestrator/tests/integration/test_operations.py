@@ -3,16 +3,12 @@ cancel and retry (participants are silent here, so a placed saga waits on its fi
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
 import pytest_asyncio
 from sqlalchemy import text
-
-from orchestrator.bootstrap import bootstrap
-from orchestrator.settings import Settings
-from sagakit.testing.kafka import unique_name
 
 pytestmark = pytest.mark.integration
 
@@ -30,16 +26,8 @@ def order(customer: str) -> dict[str, object]:
 
 
 @pytest_asyncio.fixture
-async def api(infra, orchestrator_sessions) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
-    settings = Settings(
-        database_url=infra.database_url("orchestrator"),
-        redis_url=infra.redis_url,
-        kafka_topic_prefix=unique_name("ops") + ".",
-    )
-    service = bootstrap(settings)
-    transport = httpx.ASGITransport(app=service.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        yield client
+async def api(api_client: Callable[..., Awaitable[httpx.AsyncClient]]) -> httpx.AsyncClient:
+    return await api_client()
 
 
 async def place(api: httpx.AsyncClient, customer: str) -> dict[str, str]:

@@ -31,6 +31,12 @@ MESSAGES_DEAD_LETTERED = Counter(
     "Records sent to a dead-letter topic, by error code.",
     ["topic", "code"],
 )
+ADMIN_AUTH_REFUSED = Counter(
+    "saga_admin_auth_refused_total",
+    "Admin requests and console logins refused: a wrong credential presented, or a client "
+    "refused for a while after too many of them (429).",
+    ["surface", "reason"],
+)
 DLQ_RECORDS_WRITTEN = Counter(
     "saga_dlq_records_written_total",
     "Records written to a dead-letter topic, by DLQ topic: poison a consumer set aside, and "

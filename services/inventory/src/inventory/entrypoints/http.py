@@ -25,7 +25,7 @@ from inventory.service_layer import catalog
 from sagakit.contracts.types import ProductId
 from sagakit.http.errors import error_responses
 from sagakit.http.text import CurrencyCode, line
-from sagakit.ops.auth import bearer_matches, bearer_scheme
+from sagakit.ops.auth import FailedLogins, admin_bearer_ok, bearer_scheme
 
 MAX_PRICE_CENTS = 1_000_000_000
 MAX_STOCK = 1_000_000_000
@@ -62,7 +62,10 @@ class ProductOut(BaseModel):
 
 
 def catalog_router(
-    session_factory: async_sessionmaker[AsyncSession], *, admin_token: str
+    session_factory: async_sessionmaker[AsyncSession],
+    *,
+    admin_token: str,
+    failed_logins: FailedLogins | None = None,
 ) -> APIRouter:
     # Plain JSONResponse: the routes have response models, which FastAPI serialises itself
     # (the app's default ORJSONResponse is deprecated by FastAPI and warns on every request).
@@ -73,12 +76,13 @@ def catalog_router(
             yield InventoryRepository(session)
 
     Repository = Annotated[InventoryRepository, Depends(repository)]
+    limiter = failed_logins or FailedLogins(10, 60.0)
 
     async def require_admin(
         request: Request,
         _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
     ) -> None:
-        if not bearer_matches(request.headers.get("authorization"), admin_token):
+        if not admin_bearer_ok(request, admin_token, limiter, "catalog"):
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 detail="catalog writes need 'Authorization: Bearer <ADMIN_TOKEN>'",
@@ -93,7 +97,7 @@ def catalog_router(
         status_code=status.HTTP_201_CREATED,
         response_model=ProductOut,
         dependencies=admin,
-        responses=error_responses(401, 409),
+        responses=error_responses(401, 409, 429),
     )
     async def add_product(body: ProductIn, repo: Repository) -> ProductOut:
         new = NewProduct(body.product_id, body.name, body.price, body.currency, body.stock)
@@ -107,7 +111,7 @@ def catalog_router(
         "/{product_id}/stock",
         response_model=ProductOut,
         dependencies=admin,
-        responses=error_responses(401, 404),
+        responses=error_responses(401, 404, 429),
     )
     async def restock(product_id: Id, body: RestockIn, repo: Repository) -> ProductOut:
         try:

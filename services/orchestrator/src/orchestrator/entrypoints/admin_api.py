@@ -20,7 +20,7 @@ from orchestrator.domain.status import SagaStatus
 from orchestrator.service_layer.operations import Operations, SagaFilter
 from sagakit.http.errors import error_response, error_responses
 from sagakit.http.text import IDENTIFIER_PATTERN, text
-from sagakit.ops.auth import bearer_matches, bearer_scheme
+from sagakit.ops.auth import admin_bearer_ok, bearer_scheme
 
 
 class AdminAuthError(Exception):
@@ -92,7 +92,7 @@ class RetryRequest(BaseModel):
     reason: text(1000, min_length=0) | None = None  # type: ignore[valid-type]
 
 
-ERRORS = error_responses(401)
+ERRORS = error_responses(401, 429)
 NOT_FOUND = error_responses(404)
 REFUSED = error_responses(404, 409)
 
@@ -113,7 +113,8 @@ async def require_admin(
     request: Request,
     _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
 ) -> None:
-    if not bearer_matches(request.headers.get("authorization"), _ctx(request).admin_token):
+    ctx = _ctx(request)
+    if not admin_bearer_ok(request, ctx.admin_token, ctx.failed_logins, "admin_api"):
         raise AdminAuthError
 
 

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import orjson
@@ -45,6 +45,7 @@ from sagakit.db.errors import is_retriable_db_error
 from sagakit.errors import InfrastructureError
 from sagakit.http.errors import error_response, error_responses
 from sagakit.http.text import CurrencyCode, Email, identifier
+from sagakit.ops.auth import FailedLogins
 from sagakit.ops.logging import log_ids
 from sagakit.outbox.unit_of_work import UnitOfWork
 from sagakit.telemetry import span_from_traceparent
@@ -62,6 +63,8 @@ class ApiContext:
     redis: RedisFeatures
     admin_token: str
     dead_letters: DeadLetters | None = None  # None: the DLQ routes answer 503
+    # Wrong admin credentials per client, shared by the admin API and the console's login.
+    failed_logins: FailedLogins = field(default_factory=lambda: FailedLogins(10, 60.0))
 
 
 class OrderRequest(BaseModel):

@@ -48,6 +48,7 @@ from orchestrator.service_layer.dead_letters import (
     RecordRef,
 )
 from orchestrator.service_layer.operations import Operations, SagaFilter, TimelineLine
+from sagakit.ops.auth import FailedLogins, client_address, locked_out
 
 HERE = Path(__file__).parent
 COOKIE = "console_session"
@@ -209,7 +210,24 @@ async def login(request: Request) -> Response:
     token = _token(request)
     operator = form.get("operator", "").strip()[:100]
     given = form.get("token", "")
+    limiter: FailedLogins = request.app.state.api.failed_logins
+    client = client_address(request)
+    wait = locked_out(limiter, client, "console")
+    if wait is not None:
+        refused = page(
+            request,
+            "login.html",
+            None,
+            next=_safe_next(form.get("next")),
+            error=f"Too many wrong tokens from your address: try again in {wait} s.",
+            operator=operator,
+            status_code=429,
+        )
+        refused.headers["Retry-After"] = str(wait)
+        return refused
     ok = bool(token) and hmac.compare_digest(given.encode(), token.encode())
+    if given:
+        limiter.record(client, ok=ok, surface="console")
     if not ok or not operator or "|" in operator:
         error = "Wrong token." if not ok else "Say who you are (your name, without '|')."
         return page(
