@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.entrypoints.admin_api import ERRORS, Operator, require_admin
 from orchestrator.service_layer.dead_letters import (
@@ -24,11 +24,23 @@ from orchestrator.service_layer.dead_letters import (
     NotReplayable,
     RecordRef,
     ReplayOutcome,
+    value_text,
 )
 from sagakit.http.errors import ErrorBody, error_responses
 
 
-class DlqTopicView(BaseModel):
+class FromDataclass(BaseModel):
+    """A view read from a service-layer dataclass (``model_validate(obj)``): its fields are
+    the dataclass's attributes (properties included), so there is one list of them."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+def _text(ref: object) -> object:
+    return ref if isinstance(ref, str) else str(ref)
+
+
+class DlqTopicView(FromDataclass):
     topic: str
     source_topic: str
     exists: bool
@@ -43,7 +55,7 @@ class DlqSummary(BaseModel):
     unreplayed: int
 
 
-class DispositionView(BaseModel):
+class DispositionView(FromDataclass):
     disposition: Literal["replayed", "discarded"]
     operator: str
     at: datetime
@@ -51,11 +63,11 @@ class DispositionView(BaseModel):
     replayed_to: str | None
 
 
-class DeadLetterView(BaseModel):
+class DeadLetterView(FromDataclass):
     topic: str
     partition: int
     offset: int
-    ref: str  # "<topic>/<partition>/<offset>"
+    ref: Annotated[str, BeforeValidator(_text)]  # "<topic>/<partition>/<offset>"
     timestamp: datetime
     key: str | None
     original_topic: str
@@ -75,6 +87,11 @@ class DeadLetterView(BaseModel):
 class DeadLetterDetail(DeadLetterView):
     headers: dict[str, str]
     value: str | None  # the value as text (UTF-8, undecodable bytes replaced)
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def as_text(cls, v: object) -> object:
+        return value_text(v) if isinstance(v, bytes) else v
 
 
 class DeadLetterPageView(BaseModel):
@@ -115,8 +132,8 @@ class ReplayRequest(BaseModel):
         return self
 
 
-class ReplayedView(BaseModel):
-    ref: str
+class ReplayedView(FromDataclass):
+    ref: Annotated[str, BeforeValidator(_text)]
     replayed_to: str | None
     refused: str | None
 
@@ -173,49 +190,15 @@ def _unavailable(exc: DeadLettersUnavailable) -> JSONResponse:
 
 
 def letter_view(d: DeadLetter) -> DeadLetterView:
-    return DeadLetterView(**_fields(d))
+    return DeadLetterView.model_validate(d)
 
 
 def letter_detail(d: DeadLetter) -> DeadLetterDetail:
-    return DeadLetterDetail(**_fields(d), headers=d.headers, value=d.value_text())
-
-
-def _fields(d: DeadLetter) -> dict[str, Any]:
-    disposition = (
-        None
-        if d.disposition is None
-        else DispositionView(
-            disposition=d.disposition.disposition,
-            operator=d.disposition.operator,
-            at=d.disposition.at,
-            reason=d.disposition.reason,
-            replayed_to=d.disposition.replayed_to,
-        )
-    )
-    return {
-        "topic": d.topic,
-        "partition": d.partition,
-        "offset": d.offset,
-        "ref": str(d.ref),
-        "timestamp": d.timestamp,
-        "key": d.key,
-        "original_topic": d.original_topic,
-        "error_code": d.error_code,
-        "reason": d.reason,
-        "consumer_group": d.consumer_group,
-        "failed_at": d.failed_at,
-        "message_type": d.message_type,
-        "message_id": d.message_id,
-        "saga_id": d.saga_id,
-        "replay_count": d.replay_count,
-        "replayed_from": d.replayed_from,
-        "state": d.state,
-        "disposition": disposition,
-    }
+    return DeadLetterDetail.model_validate(d)
 
 
 def _replayed(o: ReplayOutcome) -> ReplayedView:
-    return ReplayedView(ref=str(o.ref), replayed_to=o.replayed_to, refused=o.refused)
+    return ReplayedView.model_validate(o)
 
 
 @router.get("/admin/dlq", response_model=DlqSummary)
@@ -225,18 +208,7 @@ async def dlq_summary(dlq: Dlq) -> Any:
         topics = await dlq.summary()
     except DeadLettersUnavailable as exc:
         return _unavailable(exc)
-    views = [
-        DlqTopicView(
-            topic=t.topic,
-            source_topic=t.source_topic,
-            exists=t.exists,
-            records=t.records,
-            replayed=t.replayed,
-            discarded=t.discarded,
-            unreplayed=t.unreplayed,
-        )
-        for t in topics
-    ]
+    views = [DlqTopicView.model_validate(t) for t in topics]
     return DlqSummary(topics=views, unreplayed=sum(v.unreplayed for v in views))
 
 

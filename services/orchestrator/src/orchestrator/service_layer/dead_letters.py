@@ -91,6 +91,9 @@ class RecordRef:
             ) from exc
 
 
+VALUE_TEXT_LIMIT = 64_000  # bytes of a record's value shown as text
+
+
 @dataclass(frozen=True, slots=True)
 class Disposition:
     disposition: DispositionKind
@@ -138,10 +141,13 @@ class DeadLetter:
         """The orchestrator's alert of a compensation out of attempts, not a failed record."""
         return DLQ.SAGA_STATUS in self.headers
 
-    def value_text(self, limit: int = 64_000) -> str | None:
-        if self.value is None:
-            return None
-        return self.value[:limit].decode(errors="replace")
+    def value_text(self, limit: int = VALUE_TEXT_LIMIT) -> str | None:
+        return None if self.value is None else value_text(self.value, limit)
+
+
+def value_text(value: bytes, limit: int = VALUE_TEXT_LIMIT) -> str:
+    """A record's value as text: UTF-8, undecodable bytes replaced, at most ``limit`` bytes."""
+    return value[:limit].decode(errors="replace")
 
 
 @dataclass(frozen=True, slots=True)
