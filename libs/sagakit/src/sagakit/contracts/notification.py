@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 
 from sagakit.contracts.base import REGISTRY, FailureReply, StepWasDone, SuccessReply
-from sagakit.contracts.orders import Email
 from sagakit.contracts.routes import ROUTES
+from sagakit.contracts.text import Email
 from sagakit.contracts.types import EXAMPLE_LINE, EXAMPLE_ORDER_ID, Cents, PricedLine
 from sagakit.messaging.registry import Message
 

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from sagakit.contracts.base import REGISTRY
 from sagakit.contracts.routes import ROUTES
+from sagakit.contracts.text import Email, identifier
 from sagakit.contracts.types import (
     EXAMPLE_ORDER_ID,
     EXAMPLE_SAGA_ID,
@@ -18,8 +19,6 @@ from sagakit.contracts.types import (
     OrderItem,
 )
 from sagakit.messaging.registry import Message
-
-Email = Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 
 
 @REGISTRY.register
@@ -36,10 +35,10 @@ class PlaceOrder(Message):
         "currency": "USD",
     }
     order_id: uuid.UUID
-    customer_id: Annotated[str, Field(min_length=1, max_length=64)]
+    customer_id: identifier(64)  # type: ignore[valid-type]
     email: Email
     items: Annotated[list[OrderItem], Field(min_length=1, max_length=MAX_ITEMS)]
-    payment_method: Annotated[str, Field(min_length=1, max_length=128)]
+    payment_method: identifier(128)  # type: ignore[valid-type]
     currency: Currency
 
 

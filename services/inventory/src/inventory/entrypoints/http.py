@@ -22,9 +22,9 @@ from inventory.adapters.repository import InventoryRepository
 from inventory.domain.catalog import NewProduct
 from inventory.domain.errors import ProductAlreadyExists, ProductNotFound
 from inventory.service_layer import catalog
+from sagakit.contracts.text import CurrencyCode, line
 from sagakit.contracts.types import ProductId
 from sagakit.http.errors import error_responses
-from sagakit.http.text import CurrencyCode, line
 from sagakit.ops.auth import FailedLogins, admin_bearer_ok, bearer_scheme
 
 MAX_PRICE_CENTS = 1_000_000_000

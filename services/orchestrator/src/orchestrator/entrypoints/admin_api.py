@@ -18,8 +18,8 @@ from orchestrator.domain.engine import SagaNotCancellable, SagaNotRetriable
 from orchestrator.domain.saga import SagaState
 from orchestrator.domain.status import SagaStatus
 from orchestrator.service_layer.operations import Operations, SagaFilter
+from sagakit.contracts.text import IDENTIFIER_PATTERN, text
 from sagakit.http.errors import error_response, error_responses
-from sagakit.http.text import IDENTIFIER_PATTERN, text
 from sagakit.ops.auth import admin_bearer_ok, bearer_scheme
 
 

@@ -40,11 +40,11 @@ from orchestrator.service_layer.intake import (
 )
 from orchestrator.service_layer.sagas import SagaService
 from sagakit.contracts import OrderItem, PlaceOrder
+from sagakit.contracts.text import CurrencyCode, Email, identifier
 from sagakit.contracts.types import MAX_ITEMS
 from sagakit.db.errors import is_retriable_db_error
 from sagakit.errors import InfrastructureError
 from sagakit.http.errors import error_response, error_responses
-from sagakit.http.text import CurrencyCode, Email, identifier
 from sagakit.ops.auth import FailedLogins
 from sagakit.ops.logging import log_ids
 from sagakit.outbox.unit_of_work import UnitOfWork

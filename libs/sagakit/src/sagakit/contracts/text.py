@@ -1,4 +1,6 @@
-"""String types for HTTP input: what PostgreSQL can store and a terminal or log can show.
+"""String types for input at every edge (HTTP bodies and Kafka contracts alike): what
+PostgreSQL can store and a terminal or log can show. One definition: the HTTP models and the
+message contracts (``PlaceOrder``) use the same types.
 
 - ``identifier(n)``: ids, names used as keys, payment methods: no control character at all
   (C0, DEL, C1), no lone surrogate, not blank.

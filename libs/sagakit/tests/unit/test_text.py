@@ -7,7 +7,7 @@ import re
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from sagakit.http.text import Email, identifier, line, text
+from sagakit.contracts.text import Email, identifier, line, text
 
 pytestmark = pytest.mark.unit
 
