@@ -71,6 +71,13 @@ as_pg() {
 }
 
 up_postgres() {
+  # A server started by an older up.sh offers no TLS: restart it (fast shutdown) so that it does.
+  if [[ -n "$(component_pid postgres)" && -f "$PGDATA_DIR/infra.conf" ]] &&
+    ! grep -q '^ssl = on' "$PGDATA_DIR/infra.conf"; then
+    log "postgres: running without TLS (started by an older up.sh); restarting it"
+    as_pg "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w -t 60 stop >/dev/null 9>&- ||
+      die "pg_ctl stop failed (scripts/infra/down.sh postgres)"
+  fi
   check_running postgres 60 && return 0
   local logfile="$LOG_DIR/postgres.log"
   if [[ ! -x "$PG_BIN/postgres" ]]; then
