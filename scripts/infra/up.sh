@@ -71,6 +71,13 @@ as_pg() {
 }
 
 up_postgres() {
+  # A server started by an older up.sh offers no TLS: restart it (fast shutdown) so that it does.
+  if [[ -n "$(component_pid postgres)" && -f "$PGDATA_DIR/infra.conf" ]] &&
+    ! grep -q '^ssl = on' "$PGDATA_DIR/infra.conf"; then
+    log "postgres: running without TLS (started by an older up.sh); restarting it"
+    as_pg "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w -t 60 stop >/dev/null 9>&- ||
+      die "pg_ctl stop failed (scripts/infra/down.sh postgres)"
+  fi
   check_running postgres 60 && return 0
   local logfile="$LOG_DIR/postgres.log"
   if [[ ! -x "$PG_BIN/postgres" ]]; then
@@ -129,9 +136,21 @@ up_postgres() {
     # changed POSTGRES_PORT takes effect without touching postgresql.conf.
     printf "\ninclude_if_exists = 'infra.conf'\n" >>"$PGDATA_DIR/postgresql.conf"
   fi
+  # TLS offered (ssl = on) with the local CA's certificate for 127.0.0.1/localhost, so that
+  # DB_SSLMODE=verify-full can be proven locally; clients connect in clear unless they ask
+  # (sagakit.db.tls: no DB_SSLMODE means disable). The CA is also the one client
+  # certificates are checked against, when a client presents one.
+  ensure_local_tls "$logfile"
+  install -m 600 -o "$owner" "$TLS_DIR/kafka.pem" "$PGDATA_DIR/server.crt"
+  install -m 600 -o "$owner" "$TLS_DIR/kafka.key" "$PGDATA_DIR/server.key"
+  install -m 644 -o "$owner" "$TLS_DIR/ca.pem" "$PGDATA_DIR/root.crt"
   cat >"$PGDATA_DIR/infra.conf" <<EOF
 # Written by scripts/infra/up.sh on every start: edit there, not here.
 listen_addresses = '127.0.0.1'
+ssl = on
+ssl_cert_file = 'server.crt'
+ssl_key_file = 'server.key'
+ssl_ca_file = 'root.crt'
 port = $POSTGRES_PORT
 unix_socket_directories = '$sockdir'
 max_connections = 300
@@ -281,10 +300,10 @@ check_kafka_ports() {
 
 # ensure_local_tls: a local CA (ca.pem, what clients trust) and a certificate it signed for
 # 127.0.0.1/localhost, made once with openssl (EC P-256, ten years). Kafka's SASL_SSL listener
-# reads key and certificate from kafka-keystore.pem. Test credentials, like the SASL password.
+# reads key and certificate from kafka-keystore.pem; PostgreSQL a copy of kafka.pem/kafka.key. Test credentials, like the SASL password.
 ensure_local_tls() {
   [[ -s "$TLS_DIR/ca.pem" && -s "$TLS_DIR/kafka-keystore.pem" ]] && return 0
-  need_cmd openssl "needed once to make the local CA for Kafka's SASL_SSL listener"
+  need_cmd openssl "needed once to make the local CA for Kafka's SASL_SSL listener and PostgreSQL's TLS"
   local tmp
   tmp="$(mktemp -d "$INFRA_DIR/tls.XXXXXX")"
   local -a ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
@@ -306,7 +325,7 @@ ensure_local_tls() {
   chmod 600 "$tmp"/*.key "$tmp/kafka-keystore.pem"
   rm -rf "$TLS_DIR"
   mv "$tmp" "$TLS_DIR"
-  log "kafka: made a local CA and the brokers' certificate in ${TLS_DIR#"$ROOT"/}"
+  log "made a local CA and the servers' certificate in ${TLS_DIR#"$ROOT"/}"
 }
 
 # render_kafka_props I N: node I's server.properties, from the template and the ports.

@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 
 from sagakit.db.engine import asyncpg_dsn
+from sagakit.db.tls import PLAIN
 from sagakit.testing.databases import reset_database
 from sagakit.testing.infra import Infra
 from sagakit.testing.kafka import create_topics, unique_name
@@ -64,7 +65,7 @@ class System:
         return self.processes["inventory"].base_url
 
     async def query(self, service: str, sql: str, *args: object) -> list[asyncpg.Record]:
-        conn = await asyncpg.connect(asyncpg_dsn(self.infra.database_url(service)))
+        conn = await asyncpg.connect(asyncpg_dsn(self.infra.database_url(service)), **PLAIN)
         try:
             return list(await conn.fetch(sql, *args))
         finally:

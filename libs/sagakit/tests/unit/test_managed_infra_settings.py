@@ -107,7 +107,6 @@ def test_postgres_modes_that_encrypt_build_a_context(
 
 
 def test_postgres_modes_without_verification_are_passed_as_asyncpg_takes_them(monkeypatch) -> None:
-    assert PostgresTls().connect_args() == {}  # the URL (?ssl=...) or the driver decides
     assert PostgresTls(mode="prefer").connect_args() == {"ssl": "prefer"}
     monkeypatch.setenv("DB_SSLMODE", " Disable ")
     assert DatabaseTlsSettings().database_tls.connect_args() == {"ssl": "disable"}
@@ -124,3 +123,18 @@ def test_a_postgres_client_certificate_is_loaded(certs: Certificates, monkeypatc
     monkeypatch.setenv("DB_SSL_KEY_FILE", str(Path(certs.ca_file).with_name("ca.key")))
     with pytest.raises(ValueError, match="DB_SSL_CERT_FILE: cannot be loaded"):
         DatabaseTlsSettings()  # a key that does not match the certificate
+
+
+def test_no_postgres_sslmode_means_no_tls_unless_the_url_or_pgsslmode_asks(monkeypatch) -> None:
+    # Not asyncpg's own default (prefer): the local server offers TLS, and every connection of
+    # the services, the tests and the benchmark would be encrypted without anyone asking.
+    monkeypatch.delenv("PGSSLMODE", raising=False)
+    monkeypatch.delenv("DB_SSLMODE", raising=False)
+    url = "postgresql+asyncpg://u:p@127.0.0.1:5432/db"
+    assert PostgresTls().connect_args() == {"ssl": "disable"}
+    assert PostgresTls().connect_args(url) == {"ssl": "disable"}
+    assert DatabaseTlsSettings(_env_file=None).database_tls.connect_args(url) == {"ssl": "disable"}
+    assert PostgresTls().connect_args(url + "?ssl=require") == {}  # the URL decides
+    assert PostgresTls().connect_args(url + "?sslmode=verify-full") == {}
+    monkeypatch.setenv("PGSSLMODE", "require")
+    assert PostgresTls().connect_args(url) == {}  # libpq's variable decides (asyncpg reads it)

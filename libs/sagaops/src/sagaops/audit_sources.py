@@ -227,7 +227,7 @@ async def _read_db(
         raise AuditUnavailable(f"invalid {service} database URL: {exc}") from exc
     try:
         conn = await asyncpg.connect(
-            dsn, timeout=targets.connect_timeout_s, **targets.database_tls.connect_args()
+            dsn, timeout=targets.connect_timeout_s, **targets.database_tls.connect_args(dsn)
         )
         try:
             async with conn.transaction(isolation="repeatable_read", readonly=True):

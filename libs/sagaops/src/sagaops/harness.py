@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 
 from sagakit.contracts import OrderItem, PlaceOrder
 from sagakit.db.engine import asyncpg_dsn
+from sagakit.db.tls import PLAIN
 from sagakit.messaging.envelope import Envelope
 from sagakit.messaging.kafka_clients import kafka_admin, kafka_producer
 from sagakit.settings import kafka_security_from_env
@@ -183,7 +184,7 @@ class System:
         this connection, so a killed run releases it."""
         url = make_url(self.urls["orchestrator"])
         role_db = url.set(database=url.username).render_as_string(hide_password=False)
-        self._guard = await asyncpg.connect(asyncpg_dsn(role_db))
+        self._guard = await asyncpg.connect(asyncpg_dsn(role_db), **PLAIN)
         if not await self._guard.fetchval("SELECT pg_try_advisory_lock(hashtext('saga-chaos'))"):
             await self._guard.close()
             raise SystemExit(
@@ -238,7 +239,7 @@ class System:
     async def _fresh_database(self, service: str) -> None:
         url = make_url(self.urls[service])
         role_db = url.set(database=service).render_as_string(hide_password=False)
-        conn = await asyncpg.connect(asyncpg_dsn(role_db))
+        conn = await asyncpg.connect(asyncpg_dsn(role_db), **PLAIN)
         try:
             if not await conn.fetchval(
                 "SELECT 1 FROM pg_database WHERE datname = $1", url.database
@@ -299,7 +300,7 @@ class System:
 
     async def orders(self) -> list[asyncpg.Record]:
         """Every order with its status, accepted and last-changed time (when it became final)."""
-        conn = await asyncpg.connect(asyncpg_dsn(self.urls["orchestrator"]))
+        conn = await asyncpg.connect(asyncpg_dsn(self.urls["orchestrator"]), **PLAIN)
         try:
             return list(
                 await conn.fetch(
@@ -312,7 +313,7 @@ class System:
     async def outbox_rows(self) -> int:
         rows = 0
         for service in SERVICES:
-            conn = await asyncpg.connect(asyncpg_dsn(self.urls[service]))
+            conn = await asyncpg.connect(asyncpg_dsn(self.urls[service]), **PLAIN)
             try:
                 rows += int(await conn.fetchval("SELECT count(*) FROM outbox"))
             finally:

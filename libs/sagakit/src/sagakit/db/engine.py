@@ -17,7 +17,7 @@ def create_engine(
 ) -> AsyncEngine:
     return create_async_engine(
         url,
-        connect_args=tls.connect_args(),
+        connect_args=tls.connect_args(url),
         pool_size=pool_size,
         max_overflow=pool_size // 2,
         # No pre-ping (a round trip per checkout): a connection found dead raises a disconnect

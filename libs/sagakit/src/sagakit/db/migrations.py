@@ -26,7 +26,7 @@ def run_env(metadata: MetaData, url: str, tls: PostgresTls = AS_THE_URL_SAYS) ->
 
 
 async def _run_online(metadata: MetaData, url: str, tls: PostgresTls) -> None:
-    engine = create_async_engine(url, poolclass=pool.NullPool, connect_args=tls.connect_args())
+    engine = create_async_engine(url, poolclass=pool.NullPool, connect_args=tls.connect_args(url))
     async with engine.connect() as conn:
         await conn.run_sync(_do_run, metadata)
     await engine.dispose()

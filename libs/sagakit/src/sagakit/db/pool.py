@@ -42,7 +42,7 @@ class Database:
 
     def __init__(self, url: str, *, max_size: int = 10, tls: PostgresTls = AS_THE_URL_SAYS) -> None:
         self._dsn = asyncpg_dsn(url)
-        self._connect_args = tls.connect_args()
+        self._connect_args = tls.connect_args(url)
         self._max_size = max_size
         self._pool: asyncpg.Pool | None = None
         self._starting = asyncio.Lock()

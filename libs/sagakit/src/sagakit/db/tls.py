@@ -11,15 +11,20 @@ The modes are libpq's (``sslmode``):
 - ``verify-ca``: always TLS, the certificate must be signed by the CA (file, else the system's).
 - ``verify-full``: as ``verify-ca``, and the certificate must name the host connected to.
 
-Unset (``None``): nothing is passed, so a ``?ssl=...``/``?sslmode=...`` in the URL, or asyncpg's
-own default (``prefer``), applies as before.
+Unset (``None``): a ``?ssl=...``/``?sslmode=...`` in the URL, else libpq's ``PGSSLMODE``
+variable, decides; with neither, ``disable``. Not asyncpg's own default (``prefer``): the local
+server offers TLS (for the tests that prove these modes), and ``prefer`` would quietly encrypt
+every connection of the services, the tests and the benchmark, which costs CPU for nothing on
+127.0.0.1. Encryption is asked for, never stumbled into.
 """
 
 from __future__ import annotations
 
+import os
 import ssl
 from dataclasses import dataclass
 from typing import Literal, get_args
+from urllib.parse import parse_qs, urlsplit
 
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 SSL_MODES: tuple[str, ...] = get_args(SslMode)
@@ -49,11 +54,25 @@ class PostgresTls:
             context.load_cert_chain(self.cert_file, self.key_file or None)
         return context
 
-    def connect_args(self) -> dict[str, object]:
-        """Keyword arguments for asyncpg's ``connect``/``create_pool`` (empty when unset)."""
+    def connect_args(self, url: str | None = None) -> dict[str, object]:
+        """Keyword arguments for asyncpg's ``connect``/``create_pool`` (SQLAlchemy: its
+        ``connect_args``) to reach ``url``. Unset: nothing when the URL or ``PGSSLMODE`` says
+        what to do, else ``ssl="disable"`` (see the module's docstring)."""
         argument = self.ssl_argument()
-        return {} if argument is None else {"ssl": argument}
+        if argument is None:
+            return {} if _url_or_environment_chooses(url) else {"ssl": "disable"}
+        return {"ssl": argument}
 
 
-# Nothing set: the URL and the driver decide.
+def _url_or_environment_chooses(url: str | None) -> bool:
+    if os.environ.get("PGSSLMODE", "").strip():
+        return True
+    query = parse_qs(urlsplit(url).query) if url else {}
+    return "ssl" in query or "sslmode" in query
+
+
+# Nothing set: the URL (or PGSSLMODE) decides, else no TLS.
 AS_THE_URL_SAYS = PostgresTls()
+# asyncpg's ``connect`` keywords for a plain connection: the test and benchmark tools' own
+# connections to the local server, which offers TLS (asyncpg alone would take it: ``prefer``).
+PLAIN: dict[str, str] = {"ssl": "disable"}

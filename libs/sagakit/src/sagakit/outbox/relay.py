@@ -48,7 +48,7 @@ class OutboxRelay:
         tls: PostgresTls = AS_THE_URL_SAYS,
     ) -> None:
         self._dsn = asyncpg_dsn(database_url)
-        self._connect_args = tls.connect_args()
+        self._connect_args = tls.connect_args(self._dsn)
         self._producer = producer
         self._name = name
         self._lock_key = zlib.crc32(f"sagakit-outbox-relay:{name}".encode())

@@ -43,6 +43,9 @@ class Infra:
     kafka_sasl_bootstrap_servers: str | None = None
     kafka_sasl_ssl_bootstrap_servers: str | None = None
     kafka_ca_file: Path | None = None
+    # The local CA's folder (ca.pem, ca.key: test credentials) whose certificate PostgreSQL
+    # serves with ssl = on (`make infra-up`); None where the server offers no TLS.
+    postgres_tls_dir: Path | None = None
 
     def database_url(self, role: str) -> str:
         """The test database of a service's role (``inventory`` -> ``inventory_test``)."""
@@ -72,6 +75,7 @@ def local_infra() -> Infra:
         kafka_sasl_bootstrap_servers=_local_sasl_bootstrap("KAFKA_SASL_PORT", 20),
         kafka_sasl_ssl_bootstrap_servers=_local_sasl_bootstrap("KAFKA_SASL_SSL_PORT", 30),
         kafka_ca_file=REPO_ROOT / ".infra" / "tls" / "ca.pem",
+        postgres_tls_dir=REPO_ROOT / ".infra" / "tls",
         kafka_bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
         redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
         postgres_url_template=f"postgresql+asyncpg://{{role}}:{{role}}@{host}:{port}/{{db}}",
@@ -179,10 +183,13 @@ def _create_test_databases(infra: Infra) -> None:
     import asyncpg
 
     from sagakit.db.engine import asyncpg_dsn
+    from sagakit.db.tls import PLAIN
 
     async def create() -> None:
         for role in DATABASES:
-            conn = await asyncpg.connect(asyncpg_dsn(infra.role_database_url(role)), timeout=10)
+            conn = await asyncpg.connect(
+                asyncpg_dsn(infra.role_database_url(role)), timeout=10, **PLAIN
+            )
             try:
                 exists = await conn.fetchval(
                     "SELECT 1 FROM pg_database WHERE datname = $1", f"{role}_test"
