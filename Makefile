@@ -43,9 +43,12 @@ install: ## Install uv (if missing) and every Python dependency from uv.lock int
 # INFRA_PROMETHEUS=1 (on infra-up or demo): Prometheus too, scraping the services, with the alerts.
 INFRA_PROMETHEUS ?=
 export INFRA_PROMETHEUS
+# INFRA_JAEGER=1 (on infra-up or demo): Jaeger too (OTLP receiver, UI); demo's services export to it.
+INFRA_JAEGER ?=
+export INFRA_JAEGER
 
 .PHONY: infra-up
-infra-up: install ## Start Kafka (KAFKA_BROKERS=3: a cluster), PostgreSQL, Redis, stripe-mock and SMTP natively (INFRA_PROMETHEUS=1: Prometheus)
+infra-up: install ## Start Kafka (KAFKA_BROKERS=3: a cluster), PostgreSQL, Redis, stripe-mock and SMTP natively (INFRA_PROMETHEUS=1: Prometheus, INFRA_JAEGER=1: Jaeger)
 	@scripts/infra/up.sh
 
 .PHONY: infra-down
@@ -78,7 +81,9 @@ seed: install ## Load the sample catalog into the inventory database (idempotent
 
 .PHONY: demo
 demo: infra-up migrate seed ## From a fresh clone: everything up, four services in the background, a saga of every kind
-	@PAYMENT_GATEWAY=$${PAYMENT_GATEWAY:-simulated} scripts/services.sh start
+	@if [ "$(INFRA_JAEGER)" = 1 ]; then \
+	  export OTEL_EXPORTER_OTLP_ENDPOINT=$${OTEL_EXPORTER_OTLP_ENDPOINT:-http://127.0.0.1:$${JAEGER_OTLP_HTTP_PORT:-4318}}; fi; \
+	  PAYMENT_GATEWAY=$${PAYMENT_GATEWAY:-simulated} scripts/services.sh start
 	@echo
 	@$(MAKE) --no-print-directory test-saga || true
 	@echo
@@ -88,8 +93,15 @@ demo: infra-up migrate seed ## From a fresh clone: everything up, four services 
 	@if [ "$(INFRA_PROMETHEUS)" = 1 ]; then \
 	  echo "Prometheus (metrics, alerts): http://127.0.0.1:$${PROMETHEUS_PORT:-9090}/alerts"; \
 	else echo "Alerts in Prometheus's web UI: make demo INFRA_PROMETHEUS=1"; fi
+	@if [ "$(INFRA_JAEGER)" = 1 ]; then \
+	  echo "Jaeger (traces, one per order): http://127.0.0.1:$${JAEGER_UI_PORT:-16686}  (check: make traces-check)"; \
+	else echo "Traces in Jaeger's UI: make demo INFRA_JAEGER=1"; fi
 	@echo "Stop everything with: make down"
 	@echo "Console: http://127.0.0.1:$${ORCHESTRATOR_HTTP_PORT:-8000}/console  (log in with your name and ADMIN_TOKEN, default local-admin-token)"
+
+.PHONY: traces-check
+traces-check: install ## Against `make demo INFRA_JAEGER=1`: one order, its trace fetched from Jaeger's API with spans of all four services
+	@$(UV) run --frozen python scripts/traces_check.py
 
 .PHONY: test-saga
 test-saga: install ## Against running services: one live order of every kind, and a table of what happened

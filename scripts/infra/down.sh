@@ -113,7 +113,7 @@ purge_component() {
     kafka-*) die "--purge takes the whole cluster ('kafka'), not one node" ;;
     smtp) rm -rf "$DATA_DIR/mail" ;;
     prometheus) rm -rf "$DATA_DIR/prometheus" ;;
-    stripe-mock) ;; # stateless
+    stripe-mock | jaeger) ;; # stateless (Jaeger keeps traces in memory)
   esac
 }
 

@@ -38,6 +38,11 @@ STRIPE_MOCK_PORT="${STRIPE_MOCK_PORT:-12111}"
 STRIPE_MOCK_HTTPS_PORT="${STRIPE_MOCK_HTTPS_PORT:-12112}"
 SMTP_PORT="${SMTP_PORT:-1025}"
 PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
+JAEGER_VERSION="v1.75.0"
+JAEGER_OTLP_GRPC_PORT="${JAEGER_OTLP_GRPC_PORT:-4317}"
+JAEGER_OTLP_HTTP_PORT="${JAEGER_OTLP_HTTP_PORT:-4318}"
+JAEGER_UI_PORT="${JAEGER_UI_PORT:-16686}"
+JAEGER_QUERY_GRPC_PORT="${JAEGER_QUERY_GRPC_PORT:-$((JAEGER_UI_PORT - 1))}"
 
 PG_BIN="${PG_BIN:-/usr/lib/postgresql/$PG_MAJOR/bin}"
 PGDATA_DIR="$DATA_DIR/postgres"
@@ -46,10 +51,11 @@ KAFKA_LIBS="$KAFKA_HOME/libs-$KAFKA_VERSION"
 KAFKA_CLASSES="$KAFKA_HOME/classes-$KAFKA_VERSION"
 
 ALL_COMPONENTS=(postgres redis kafka stripe-mock smtp)
-# Started only when named, or with INFRA_PROMETHEUS=1 (then part of "all"); down.sh stops them
-# whenever they run.
-OPTIONAL_COMPONENTS=(prometheus)
+# Started only when named, or with INFRA_PROMETHEUS=1 / INFRA_JAEGER=1 (then part of "all");
+# down.sh stops them whenever they run.
+OPTIONAL_COMPONENTS=(prometheus jaeger)
 if [[ "${INFRA_PROMETHEUS:-}" == 1 ]]; then ALL_COMPONENTS+=(prometheus); fi
+if [[ "${INFRA_JAEGER:-}" == 1 ]]; then ALL_COMPONENTS+=(jaeger); fi
 APT_UPDATED=0 # apt-get update at most once per run, and only if needed
 
 # Timestamped log lines on stderr, so stdout stays usable for data.
@@ -220,6 +226,7 @@ component_pattern() {
     kafka-*) echo "kafka.Kafka $(kafka_props "${1#kafka-}")" ;;
     stripe-mock) echo "stripe-mock" ;;
     smtp) echo "smtp_server.py" ;;
+    jaeger) echo "bin/jaeger" ;;
   esac
 }
 
@@ -232,6 +239,7 @@ component_port() {
     stripe-mock) echo "$STRIPE_MOCK_PORT" ;;
     smtp) echo "$SMTP_PORT" ;;
     prometheus) echo "$PROMETHEUS_PORT" ;;
+    jaeger) echo "$JAEGER_UI_PORT" ;;
   esac
 }
 

@@ -60,6 +60,8 @@ port_var() {
     kafka*) echo KAFKA_PORT ;;
     stripe-mock) echo STRIPE_MOCK_PORT ;;
     smtp) echo SMTP_PORT ;;
+    prometheus) echo PROMETHEUS_PORT ;;
+    jaeger) echo JAEGER_UI_PORT ;;
   esac
 }
 
@@ -554,6 +556,43 @@ up_prometheus() {
     --storage.tsdb.path="$DATA_DIR/prometheus" --storage.tsdb.retention.time=2d \
     --web.listen-address="127.0.0.1:$PROMETHEUS_PORT"
   wait_for_port "$PROMETHEUS_PORT" 30 "$BG_PID" prometheus || die "prometheus is not listening"
+  RESULT="started"
+}
+
+# ------------------------------------------------------------------ jaeger --
+# Optional (INFRA_JAEGER=1, or named): the Jaeger v2 all-in-one (OTLP receiver, in-memory storage,
+# query UI and HTTP API) with deploy/jaeger/config.yaml on this environment's ports. Built once
+# with Go into .infra/bin: cmd/jaeger's go.mod has replace directives, so `go install ...@version`
+# refuses it; a throwaway module pins it as a tool (`go get -tool`) and `go build`s it. The build
+# takes minutes on a small machine; later runs reuse the binary (the stamp names the version).
+
+up_jaeger() {
+  check_running jaeger 30 && return 0
+  local logfile="$LOG_DIR/jaeger.log" bin="$BIN_DIR/jaeger" stamp="$BIN_DIR/.jaeger.version"
+  local port
+  for port in "$JAEGER_OTLP_GRPC_PORT" "$JAEGER_OTLP_HTTP_PORT" "$JAEGER_QUERY_GRPC_PORT"; do
+    port_open "$port" && die "jaeger: port $port is in use (JAEGER_OTLP_GRPC_PORT," \
+      "JAEGER_OTLP_HTTP_PORT, JAEGER_QUERY_GRPC_PORT pick others)"
+  done
+  if [[ ! -x "$bin" || "$(cat "$stamp" 2>/dev/null)" != "$JAEGER_VERSION" ]]; then
+    need_cmd go "Go >= 1.24 is needed to build Jaeger (https://go.dev/doc/install)"
+    local mod="$INFRA_DIR/jaeger-build"
+    log "jaeger: building github.com/jaegertracing/jaeger/cmd/jaeger@$JAEGER_VERSION (minutes, once)"
+    rm -rf "$mod" && mkdir -p "$mod"
+    (
+      cd "$mod" &&
+        go mod init local/jaeger-build &&
+        go get -tool "github.com/jaegertracing/jaeger/cmd/jaeger@$JAEGER_VERSION" &&
+        go build -o "$bin" github.com/jaegertracing/jaeger/cmd/jaeger
+    ) >>"$logfile" 2>&1 || die "building jaeger failed"
+    rm -rf "$mod"
+    echo "$JAEGER_VERSION" >"$stamp"
+  fi
+  JAEGER_UI_PORT="$JAEGER_UI_PORT" JAEGER_QUERY_GRPC_PORT="$JAEGER_QUERY_GRPC_PORT" \
+    JAEGER_OTLP_GRPC_PORT="$JAEGER_OTLP_GRPC_PORT" JAEGER_OTLP_HTTP_PORT="$JAEGER_OTLP_HTTP_PORT" \
+    start_bg jaeger "$logfile" "$bin" --config "$ROOT/deploy/jaeger/config.yaml"
+  wait_for_port "$JAEGER_UI_PORT" 30 "$BG_PID" jaeger || die "jaeger is not listening"
+  wait_for_port "$JAEGER_OTLP_HTTP_PORT" 15 "$BG_PID" jaeger || die "jaeger's OTLP receiver is not listening"
   RESULT="started"
 }
 
