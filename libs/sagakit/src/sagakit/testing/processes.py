@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import socket
 import sys
@@ -14,11 +15,23 @@ import httpx
 
 from sagakit.testing.waiting import eventually
 
+# Below Linux's ephemeral range (32768-60999): a port the kernel hands out for bind(0) is one it
+# may also give any outgoing connection as its source port before the service binds it (seen:
+# a payment process failing with "address already in use").
+_PORTS = range(20_000, 32_000)
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on now, outside the range outgoing connections take theirs from."""
+    for _ in range(200):
+        port = random.choice(_PORTS)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {_PORTS}")
 
 
 @dataclass
