@@ -21,9 +21,7 @@ def bootstrap(settings: Settings | None = None) -> Service:
         catalog_router(
             service.session_factory,
             admin_token=settings.admin_token.get_secret_value(),
-            failed_logins=FailedLogins(
-                settings.admin_max_failed_logins, settings.admin_failed_login_window_s
-            ),
+            failed_logins=FailedLogins.of(settings),
         )
     )
     return service

@@ -129,9 +129,7 @@ def bootstrap(
             redis=redis,
             admin_token=settings.admin_token.get_secret_value(),
             dead_letters=dead_letters,
-            failed_logins=FailedLogins(
-                settings.admin_max_failed_logins, settings.admin_failed_login_window_s
-            ),
+            failed_logins=FailedLogins.of(settings),
         ),
         max_body_bytes=settings.order_max_body_bytes,
     )

@@ -13,6 +13,7 @@ from fastapi import HTTPException, Request
 from fastapi.security import HTTPBearer
 
 from sagakit.ops import metrics
+from sagakit.settings import ServiceSettings
 
 
 def bearer_matches(authorization: str | None, expected: str) -> bool:
@@ -59,6 +60,11 @@ class FailedLogins:
         self._max_clients = max_clients
         self._clock = clock
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    @classmethod
+    def of(cls, settings: ServiceSettings) -> FailedLogins:
+        """The limit a service's settings ask for (ADMIN_MAX_FAILED_LOGINS, ..._WINDOW_S)."""
+        return cls(settings.admin_max_failed_logins, settings.admin_failed_login_window_s)
 
     def retry_after(self, client: str) -> int | None:
         """Seconds this client must wait before trying again, or None if it may try now."""

@@ -65,7 +65,7 @@ def catalog_router(
     session_factory: async_sessionmaker[AsyncSession],
     *,
     admin_token: str,
-    failed_logins: FailedLogins | None = None,
+    failed_logins: FailedLogins,
 ) -> APIRouter:
     # Plain JSONResponse: the routes have response models, which FastAPI serialises itself
     # (the app's default ORJSONResponse is deprecated by FastAPI and warns on every request).
@@ -76,13 +76,12 @@ def catalog_router(
             yield InventoryRepository(session)
 
     Repository = Annotated[InventoryRepository, Depends(repository)]
-    limiter = failed_logins or FailedLogins(10, 60.0)
 
     async def require_admin(
         request: Request,
         _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
     ) -> None:
-        if not admin_bearer_ok(request, admin_token, limiter, "catalog"):
+        if not admin_bearer_ok(request, admin_token, failed_logins, "catalog"):
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 detail="catalog writes need 'Authorization: Bearer <ADMIN_TOKEN>'",

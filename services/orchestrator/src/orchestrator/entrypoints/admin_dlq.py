@@ -36,10 +36,6 @@ class FromDataclass(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
-def _text(ref: object) -> object:
-    return ref if isinstance(ref, str) else str(ref)
-
-
 class DlqTopicView(FromDataclass):
     topic: str
     source_topic: str
@@ -67,7 +63,7 @@ class DeadLetterView(FromDataclass):
     topic: str
     partition: int
     offset: int
-    ref: Annotated[str, BeforeValidator(_text)]  # "<topic>/<partition>/<offset>"
+    ref: Annotated[str, BeforeValidator(str)]  # "<topic>/<partition>/<offset>"
     timestamp: datetime
     key: str | None
     original_topic: str
@@ -133,7 +129,7 @@ class ReplayRequest(BaseModel):
 
 
 class ReplayedView(FromDataclass):
-    ref: Annotated[str, BeforeValidator(_text)]
+    ref: Annotated[str, BeforeValidator(str)]
     replayed_to: str | None
     refused: str | None
 

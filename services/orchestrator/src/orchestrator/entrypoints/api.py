@@ -11,7 +11,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
@@ -62,9 +62,9 @@ class ApiContext:
     admission: AdmissionControl
     redis: RedisFeatures
     admin_token: str
-    dead_letters: DeadLetters | None = None  # None: the DLQ routes answer 503
     # Wrong admin credentials per client, shared by the admin API and the console's login.
-    failed_logins: FailedLogins = field(default_factory=lambda: FailedLogins(10, 60.0))
+    failed_logins: FailedLogins
+    dead_letters: DeadLetters | None = None  # None: the DLQ routes answer 503
 
 
 class OrderRequest(BaseModel):

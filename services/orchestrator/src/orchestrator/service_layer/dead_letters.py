@@ -141,9 +141,6 @@ class DeadLetter:
         """The orchestrator's alert of a compensation out of attempts, not a failed record."""
         return DLQ.SAGA_STATUS in self.headers
 
-    def value_text(self, limit: int = VALUE_TEXT_LIMIT) -> str | None:
-        return None if self.value is None else value_text(self.value, limit)
-
 
 def value_text(value: bytes, limit: int = VALUE_TEXT_LIMIT) -> str:
     """A record's value as text: UTF-8, undecodable bytes replaced, at most ``limit`` bytes."""
