@@ -23,6 +23,7 @@ ports() { # the environment of a stack at port offset $1
   export STRIPE_MOCK_HTTPS_PORT=$((12112 + k)) SMTP_PORT=$((1025 + k)) PROMETHEUS_PORT=$((9090 + k))
   export ORCHESTRATOR_HTTP_PORT=$((8000 + k)) INVENTORY_HTTP_PORT=$((8001 + k))
   export PAYMENT_HTTP_PORT=$((8002 + k)) NOTIFICATION_HTTP_PORT=$((8003 + k))
+  export ORCHESTRATOR_ENGINE_HTTP_PORT=$((8004 + k))
   export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
   export STRIPE_API_BASE=http://127.0.0.1:$STRIPE_MOCK_PORT
   for s in orchestrator inventory payment notification; do

@@ -7,11 +7,20 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOGS="$ROOT/.infra/logs/services"
 PIDS="$ROOT/.infra/run/services"
-SERVICES=(orchestrator inventory payment notification)
-# The ports the services themselves take from <SERVICE>_HTTP_PORT (defaults 8000-8003).
+# The orchestrator runs as two processes: its API role (the order API, admin, console) and its
+# engine role (replies, timeouts, retries), so intake never delays the sagas in flight.
+SERVICES=(orchestrator orchestrator-engine inventory payment notification)
+# The ports the services themselves take from <SERVICE>_HTTP_PORT (defaults 8000-8004).
 declare -A PORTS=(
   [orchestrator]="${ORCHESTRATOR_HTTP_PORT:-8000}" [inventory]="${INVENTORY_HTTP_PORT:-8001}"
   [payment]="${PAYMENT_HTTP_PORT:-8002}" [notification]="${NOTIFICATION_HTTP_PORT:-8003}"
+  [orchestrator-engine]="${ORCHESTRATOR_ENGINE_HTTP_PORT:-8004}"
+)
+# What runs each: python -m <module>, with this environment on top of the caller's.
+declare -A MODULE=([orchestrator-engine]=orchestrator)
+declare -A ENVIRONMENT=(
+  [orchestrator]="ORCHESTRATOR_ROLES=api"
+  [orchestrator-engine]="ORCHESTRATOR_ROLES=engine ORCHESTRATOR_HTTP_PORT=${PORTS[orchestrator-engine]}"
 )
 
 running() { [[ -f "$PIDS/$1.pid" ]] && kill -0 "$(cat "$PIDS/$1.pid")" 2>/dev/null; }
@@ -22,7 +31,9 @@ start() {
   mkdir -p "$LOGS" "$PIDS"
   for s in "${SERVICES[@]}"; do
     if running "$s"; then echo "  $s already running (pid $(cat "$PIDS/$s.pid"))"; continue; fi
-    (cd "$ROOT" && exec setsid "$ROOT/.venv/bin/python" -m "$s" >>"$LOGS/$s.log" 2>&1) &
+    # shellcheck disable=SC2086  # ENVIRONMENT entries are NAME=value words
+    (cd "$ROOT" && exec env ${ENVIRONMENT[$s]:-} setsid "$ROOT/.venv/bin/python" -m "${MODULE[$s]:-$s}" \
+      >>"$LOGS/$s.log" 2>&1) &
     echo $! >"$PIDS/$s.pid"
     echo "  $s started (pid $!, log .infra/logs/services/$s.log)"
   done
@@ -55,9 +66,9 @@ status() {
   for s in "${SERVICES[@]}"; do
     if running "$s"; then
       if ready "$s"; then state="ready"; else state="running, NOT ready"; all=1; fi
-      printf '  %-13s %-20s pid %-7s http://127.0.0.1:%s\n' "$s" "$state" "$(cat "$PIDS/$s.pid")" "${PORTS[$s]}"
+      printf '  %-19s %-20s pid %-7s http://127.0.0.1:%s\n' "$s" "$state" "$(cat "$PIDS/$s.pid")" "${PORTS[$s]}"
     else
-      printf '  %-13s %s\n' "$s" "stopped"; all=1
+      printf '  %-19s %s\n' "$s" "stopped"; all=1
     fi
   done
   return $all

@@ -73,7 +73,8 @@ class Service:
         return bool(await self.database.fetchval("SELECT 1"))
 
     async def kafka_ready(self) -> bool:
-        return await self.producer.is_ready() and await self.consumer.is_ready()
+        consuming = not self.consumer.topics or await self.consumer.is_ready()
+        return await self.producer.is_ready() and consuming
 
 
 def build_service(
@@ -85,7 +86,8 @@ def build_service(
     """The standard wiring: engine, producer, consumer, relay and the ops HTTP port.
 
     The caller then adds its handlers (``service.consumer.handle``), routes (``service.app``)
-    and background workers (``service.workers``).
+    and background workers (``service.workers``). With no ``topics`` the consumer never runs
+    (the orchestrator's API role: it publishes, it does not consume).
     """
     database_url = settings.database_url.get_secret_value()
     tls = settings.database_tls
@@ -145,7 +147,8 @@ def build_service(
     service.app.state.scrape.add(
         "outbox", outbox_metrics_refresher(database, settings.service_name)
     )
-    service.app.state.scrape.add("consumer_lag", consumer.refresh_lag_metric)
+    if topics:
+        service.app.state.scrape.add("consumer_lag", consumer.refresh_lag_metric)
     service.http = HttpServer(service.app, settings.http_host, settings.http_port)
     return service
 
@@ -187,8 +190,9 @@ async def run_service(service: Service) -> None:
             "http": asyncio.create_task(service.http.serve(), name=f"{name}-http"),
             "relay": asyncio.create_task(service.relay.run(), name=f"{name}-relay"),
             "dispatcher": asyncio.create_task(service.dispatcher.run(), name=f"{name}-dispatch"),
-            "consumer": asyncio.create_task(service.consumer.run(), name=f"{name}-consumer"),
         }
+        if service.consumer.topics:
+            tasks["consumer"] = asyncio.create_task(service.consumer.run(), name=f"{name}-consumer")
         for i, worker in enumerate(service.workers):
             tasks[f"worker-{i}"] = asyncio.create_task(worker(stopping), name=f"{name}-worker-{i}")
         log.info(

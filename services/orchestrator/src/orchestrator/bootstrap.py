@@ -56,10 +56,9 @@ def bootstrap(
     settings = settings or Settings()
     workflows = workflows or default_workflows(settings)
     topics = settings.topics
+    consumed = [topics.orders, *sorted(topics.name(t) for t in workflows.reply_topics)]
     service = build_service(
-        settings,
-        registry=registry,
-        topics=[topics.orders, *sorted(topics.name(t) for t in workflows.reply_topics)],
+        settings, registry=registry, topics=consumed if settings.runs_engine else []
     )
     redis = RedisFeatures(
         settings.redis_url.get_secret_value(),
@@ -97,18 +96,7 @@ def bootstrap(
         lambda: service.database.fetchval(saga_store.COUNT_IN_FLIGHT),
         max_in_flight=settings.max_in_flight,
     )
-    service.workers.append(admission.run)
-    service.consumer.throttle(topics.orders, admission.room)
-    install_handlers(service.consumer, sagas, intake, registry, admission)
-    service.consumer.when_handler_fails(parking_hook(sagas, service.uow))
-    scheduler = Scheduler(
-        sagas,
-        service.uow,
-        poll_interval_s=settings.scheduler_poll_interval_s,
-        batch_size=settings.scheduler_batch_size,
-    )
-    service.workers.append(scheduler.run)
-    service.app.state.scrape.add("sagas", Operations(service.uow, sagas).refresh_metrics)
+    service.workers.append(admission.run)  # both roles: the API's 503s, the orders topic's pace
     service.closers.append(redis.close)
     dead_letters = DeadLetters(
         service.uow,
@@ -117,20 +105,34 @@ def bootstrap(
         source_topics=system_topics(settings, workflows),
         security=settings.kafka_security,
     )
-    service.workers.append(dead_letters.run_gauge)
-    api.install(
-        service.app,
-        api.ApiContext(
-            uow=service.uow,
-            sessions=service.session_factory,
-            intake=IntakeQueue(intake, service.uow),
-            sagas=sagas,
-            admission=admission,
-            redis=redis,
-            admin_token=settings.admin_token.get_secret_value(),
-            dead_letters=dead_letters,
-            failed_logins=FailedLogins.of(settings),
-        ),
-        max_body_bytes=settings.order_max_body_bytes,
-    )
+    if settings.runs_engine:
+        service.consumer.throttle(topics.orders, admission.room)
+        install_handlers(service.consumer, sagas, intake, registry, admission)
+        service.consumer.when_handler_fails(parking_hook(sagas, service.uow))
+        scheduler = Scheduler(
+            sagas,
+            service.uow,
+            poll_interval_s=settings.scheduler_poll_interval_s,
+            batch_size=settings.scheduler_batch_size,
+        )
+        service.workers.append(scheduler.run)
+        # Gauges of the database's state: one role sets them, so a sum over processes is right.
+        service.app.state.scrape.add("sagas", Operations(service.uow, sagas).refresh_metrics)
+        service.workers.append(dead_letters.run_gauge)
+    if settings.serves_api:
+        api.install(
+            service.app,
+            api.ApiContext(
+                uow=service.uow,
+                sessions=service.session_factory,
+                intake=IntakeQueue(intake, service.uow),
+                sagas=sagas,
+                admission=admission,
+                redis=redis,
+                admin_token=settings.admin_token.get_secret_value(),
+                dead_letters=dead_letters,
+                failed_logins=FailedLogins.of(settings),
+            ),
+            max_body_bytes=settings.order_max_body_bytes,
+        )
     return service

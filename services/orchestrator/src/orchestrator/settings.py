@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from sagakit.settings import MAX_PORT, MIN_PORT, ServiceSettings
+
+# What one orchestrator process does. "api": the HTTP order API, admin API and console; it
+# starts sagas (their first commands) but consumes nothing. "engine": the Kafka consumer of the
+# replies and of the orders topic, step timeouts and compensation retries; its HTTP port serves
+# health and metrics only. Both (the default) in one process for `make run-orchestrator`;
+# `make demo` runs them as two processes so intake never delays the sagas in flight.
+ROLES = ("api", "engine")
 
 
 class Settings(ServiceSettings):
@@ -20,6 +27,8 @@ class Settings(ServiceSettings):
     http_port: int = Field(
         default=8000, ge=MIN_PORT, le=MAX_PORT, validation_alias="ORCHESTRATOR_HTTP_PORT"
     )
+
+    roles: str = Field(default="api,engine", validation_alias="ORCHESTRATOR_ROLES")
 
     step_timeout_s: float = Field(default=30.0, validation_alias="SAGA_STEP_TIMEOUT_S")
     # Workflow factories a deployment adds, "module:function" comma separated (workflow_plugins).
@@ -44,6 +53,26 @@ class Settings(ServiceSettings):
     order_max_body_bytes: int = Field(default=65_536, validation_alias="ORDER_MAX_BODY_BYTES")
     rate_limit_per_minute: int = Field(default=600, validation_alias="RATE_LIMIT_PER_MINUTE")
     idempotency_ttl_s: int = Field(default=86_400, validation_alias="IDEMPOTENCY_TTL_S")
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _known_roles(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        roles = {role.strip().lower() for role in value.split(",") if role.strip()}
+        unknown = roles - set(ROLES)
+        if unknown or not roles:
+            found = f"unknown: {', '.join(sorted(unknown))}" if unknown else "none given"
+            raise ValueError(f"a comma separated list of {' and '.join(ROLES)} ({found})")
+        return ",".join(role for role in ROLES if role in roles)
+
+    @property
+    def serves_api(self) -> bool:
+        return "api" in self.roles.split(",")
+
+    @property
+    def runs_engine(self) -> bool:
+        return "engine" in self.roles.split(",")
 
     @property
     def workflow_factories(self) -> list[str]:

@@ -144,6 +144,10 @@ class Consumer:
         self.processed = 0
         self._lag_shown: set[tuple[str, str]] = set()
 
+    @property
+    def topics(self) -> list[str]:
+        return list(self._topics)
+
     # --- configuration (before ``run()``) -------------------------------------------------------
 
     def handle(self, handlers: Mapping[str, Handler]) -> None:
