@@ -73,15 +73,20 @@ class System:
 
     async def restart(self, service: str) -> None:
         old = self.processes[service]
-        new = ServiceProcess(service, old.env, old.log_path, port=old.port)
+        new = ServiceProcess(service, old.env, old.log_path, port=old.port, module=old.module)
         self.processes[service] = new
         await new.start()
         await new.wait_ready()
 
 
 @contextlib.asynccontextmanager
-async def running_system(infra: Infra, logs: Path, **env_overrides: str) -> AsyncIterator[System]:
-    """The four services on fresh topics and freshly migrated, emptied test databases."""
+async def running_system(
+    infra: Infra, logs: Path, *, split_orchestrator: bool = False, **env_overrides: str
+) -> AsyncIterator[System]:
+    """The four services on fresh topics and freshly migrated, emptied test databases.
+
+    ``split_orchestrator``: the orchestrator as `make demo` runs it, its API role
+    ("orchestrator") and its engine role ("orchestrator-engine") in two processes."""
     prefix = unique_name("e2e") + "."
     await create_topics(infra.kafka_bootstrap_servers, [prefix + t for t in TOPICS], partitions=3)
     processes = {}
@@ -100,6 +105,15 @@ async def running_system(infra: Infra, logs: Path, **env_overrides: str) -> Asyn
             "SMTP_PORT": str(infra.smtp.port),
         }
         processes[service] = ServiceProcess(service, env, logs / f"{service}.log")
+    if split_orchestrator:
+        both = processes["orchestrator"]
+        both.env["ORCHESTRATOR_ROLES"] = "api"
+        processes["orchestrator-engine"] = ServiceProcess(
+            "orchestrator-engine",
+            {**both.env, "ORCHESTRATOR_ROLES": "engine"},
+            logs / "orchestrator-engine.log",
+            module="orchestrator",
+        )
     await asyncio.gather(*(p.start() for p in processes.values()))
     try:
         await asyncio.gather(*(p.wait_ready() for p in processes.values()))

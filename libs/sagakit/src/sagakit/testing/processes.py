@@ -41,16 +41,23 @@ class ServiceProcess:
     log_path: Path
     port: int = field(default_factory=free_port)
     process: asyncio.subprocess.Process | None = None
+    # What runs it (``python -m <module>``) when the name is not the module's: a second
+    # process of one service in another role ("orchestrator-engine").
+    module: str | None = None
+
+    @property
+    def program(self) -> str:
+        return self.module or self.name
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        env = {**os.environ, **self.env, f"{self.name.upper()}_HTTP_PORT": str(self.port)}
+        env = {**os.environ, **self.env, f"{self.program.upper()}_HTTP_PORT": str(self.port)}
         log = self.log_path.open("ab")
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", self.name, env=env, stdout=log, stderr=log
+            sys.executable, "-m", self.program, env=env, stdout=log, stderr=log
         )
         log.close()
 
