@@ -79,14 +79,25 @@ class System:
         await new.wait_ready()
 
 
-@contextlib.asynccontextmanager
-async def running_system(
-    infra: Infra, logs: Path, *, split_orchestrator: bool = False, **env_overrides: str
-) -> AsyncIterator[System]:
-    """The four services on fresh topics and freshly migrated, emptied test databases.
+def running_system(
+    infra: Infra, logs: Path, **env_overrides: str
+) -> contextlib.AbstractAsyncContextManager[System]:
+    """The four services on fresh topics and freshly migrated, emptied test databases."""
+    return _running(infra, logs, env_overrides, split_orchestrator=False)
 
-    ``split_orchestrator``: the orchestrator as `make demo` runs it, its API role
-    ("orchestrator") and its engine role ("orchestrator-engine") in two processes."""
+
+def running_split_system(
+    infra: Infra, logs: Path, **env_overrides: str
+) -> contextlib.AbstractAsyncContextManager[System]:
+    """The same, with the orchestrator as `make demo` runs it: its API role ("orchestrator") and
+    its engine role ("orchestrator-engine") in two processes."""
+    return _running(infra, logs, env_overrides, split_orchestrator=True)
+
+
+@contextlib.asynccontextmanager
+async def _running(
+    infra: Infra, logs: Path, env_overrides: dict[str, str], *, split_orchestrator: bool
+) -> AsyncIterator[System]:
     prefix = unique_name("e2e") + "."
     await create_topics(infra.kafka_bootstrap_servers, [prefix + t for t in TOPICS], partitions=3)
     processes = {}

@@ -16,7 +16,7 @@ import pytest_asyncio
 
 from sagaops.client import Endpoints, SagaShop
 
-from .conftest import System, running_system
+from .conftest import System, running_split_system
 
 pytestmark = pytest.mark.e2e
 
@@ -33,9 +33,7 @@ ORDER = {
 async def split(infra, tmp_path_factory) -> AsyncIterator[System]:  # type: ignore[no-untyped-def]
     logs = tmp_path_factory.mktemp("roles")
     # Steps may wait for a stopped engine longer than the e2e default of 4 s.
-    async with running_system(
-        infra, logs, split_orchestrator=True, SAGA_STEP_TIMEOUT_S="60"
-    ) as system:
+    async with running_split_system(infra, logs, SAGA_STEP_TIMEOUT_S="60") as system:
         shop = SagaShop(Endpoints(system.api, system.inventory_api))
         await shop.ensure_product("roles", name="Roles", price=250, currency="USD", stock=100)
         await shop.close()

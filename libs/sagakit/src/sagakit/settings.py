@@ -97,6 +97,7 @@ class Topics:
 
     @staticmethod
     def dlq(topic: str) -> str:
+        """Where the consumer of ``topic`` dead-letters (the one place this suffix is made)."""
         return f"{topic}.dlq"
 
     @staticmethod

@@ -18,6 +18,8 @@ pytestmark = pytest.mark.unit
 class _Part:
     """Stands in for the engine, pool, producer, consumer, relay, dispatcher and HTTP server."""
 
+    topics = ["t"]  # as a consumer: one that runs
+
     def __init__(self) -> None:
         self._stop = asyncio.Event()
         self.closed = False

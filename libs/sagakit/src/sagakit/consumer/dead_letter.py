@@ -38,10 +38,6 @@ class Replay:
     FROM = "replayed-from"  # "<dlq topic>/<partition>/<offset>" of the last replay
 
 
-def dlq_topic(topic: str) -> str:
-    return f"{topic}.dlq"
-
-
 def dead_letter_headers(record: ConsumerRecord[Any, Any], error: SagaError, group: str) -> Headers:
     headers = [(k, v) for k, v in (record.headers or ()) if not k.startswith("dlq-")]
     headers += [

@@ -39,7 +39,7 @@ from aiokafka.errors import KafkaError
 from opentelemetry.trace import SpanKind
 
 from sagakit.backoff import backoff_delay, sleep_unless
-from sagakit.consumer.dead_letter import Replay, dead_letter_headers, dlq_topic, header
+from sagakit.consumer.dead_letter import Replay, dead_letter_headers, header
 from sagakit.db.errors import is_retriable_db_error
 from sagakit.errors import (
     BrokerUnavailable,
@@ -57,6 +57,7 @@ from sagakit.ops import metrics
 from sagakit.ops.logging import log_ids
 from sagakit.outbox.store import INBOX_PRIMARY_KEY, InboxEntry
 from sagakit.outbox.unit_of_work import UnitOfWork
+from sagakit.settings import Topics
 from sagakit.telemetry import record_span, tracing_enabled
 
 log = logging.getLogger(__name__)
@@ -588,7 +589,7 @@ class Consumer:
 
     async def _dead_letter(self, record: ConsumerRecord[Any, Any], error: SagaError) -> None:
         headers = dead_letter_headers(record, error, self._group_id)
-        topic = dlq_topic(record.topic)
+        topic = Topics.dlq(record.topic)
         attempt = 0
         while True:
             try:
