@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
@@ -20,7 +22,7 @@ from sagakit.testing.infra import (
     answers,
     provide_infra,
 )
-from sagakit.testing.kafka import create_topics, unique_name
+from sagakit.testing.kafka import create_topics, drop_created_topics, unique_name
 from sagakit.testing.smtp import SmtpServer
 
 
@@ -28,6 +30,10 @@ from sagakit.testing.smtp import SmtpServer
 def infra() -> Iterator[Infra]:
     with provide_infra() as provided:
         yield provided
+        try:
+            asyncio.run(drop_created_topics(provided.kafka_bootstrap_servers))
+        except Exception as exc:  # a broker stopped by a test: the topics stay, nothing breaks
+            warnings.warn(f"the test topics were not deleted: {exc!r}", stacklevel=1)
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,11 @@ from sagakit.messaging.kafka_clients import PLAINTEXT, KafkaSecurity, kafka_admi
 
 TOPIC_ALREADY_EXISTS = 36  # Kafka's error code: fine, a concurrent creator won
 
+# Every topic this test run created: dropped at its end (``drop_created_topics``), with the
+# topics derived from them (a service's ``<topic>.dlq``), so that a developer's broker does not
+# pile up thousands of partitions run after run (they slow it down, and its benchmarks).
+_created: set[str] = set()
+
 
 def unique_name(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
@@ -41,6 +46,7 @@ async def create_topics(
         )
     finally:
         await admin.close()
+    _created.update(names)
     # Each entry is (topic, error_code) or, from v1 on, (topic, error_code, error_message).
     failed = [
         " ".join(str(part) for part in entry if part is not None)
@@ -49,6 +55,27 @@ async def create_topics(
     ]
     if failed:
         raise RuntimeError(f"cannot create topics: {'; '.join(failed)}")
+
+
+def _derived_from_created(topic: str) -> bool:
+    parts = topic.split(".")
+    return any(".".join(parts[:n]) in _created for n in range(1, len(parts) + 1))
+
+
+async def drop_created_topics(bootstrap: str, *, chunk: int = 200) -> int:
+    """Delete the topics this run created (and their derived ones); returns how many."""
+    if not _created:
+        return 0
+    admin = kafka_admin(bootstrap, PLAINTEXT)
+    await admin.start()
+    try:
+        doomed = [t for t in await admin.list_topics() if _derived_from_created(t)]
+        for start in range(0, len(doomed), chunk):
+            await admin.delete_topics(doomed[start : start + chunk], timeout_ms=30_000)
+    finally:
+        await admin.close()
+    _created.clear()
+    return len(doomed)
 
 
 async def read_topic(
