@@ -40,6 +40,7 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from schemathesis.core.failures import FailureGroup
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.core.transport import Response
 from schemathesis.generation.meta import TestPhase
@@ -241,7 +242,7 @@ def _scenario_class(schema: BaseSchema, base_url: str, report: Report) -> type[A
         ) -> None:
             try:
                 case.validate_response(response, checks=CHECKS)  # type: ignore[arg-type]
-            except Exception as exc:  # collected: a raise would end the scenario
+            except (Exception, FailureGroup) as exc:  # collected: a raise would end the scenario
                 report.failures.append(f"stateful {case.method} {case.path}: {exc}")
 
         def teardown(self) -> None:
@@ -308,6 +309,12 @@ def _replayed(response: Response) -> bool:
     return response.headers.get("idempotent-replayed", [""])[0] == "true"
 
 
+def _first(failures: list[str], shown: int = 5) -> str:
+    distinct = list(dict.fromkeys(failures))
+    more = f"\n\n... {len(distinct) - shown} more" if len(distinct) > shown else ""
+    return f"{len(failures)} failed steps:\n\n" + "\n\n".join(distinct[:shown]) + more
+
+
 async def counts(system: System, service: str) -> list[int]:
     return [int((await system.query(service, sql))[0][0]) for sql in CREATED.get(service, [])]
 
@@ -341,7 +348,7 @@ async def test_linked_calls_hold_under_stateful_fuzzing(system: System, service:
     print(f"{service}: {report.scenarios} scenarios ({report.flaky_runs} replays cut short)")
     print(f"{service}: {report.summary()}")
     print("\n".join(f"  {n:4} {step}" for step, n in sorted(report.steps.items())))
-    assert not report.failures, "\n\n".join(report.failures)
+    assert not report.failures, _first(report.failures)
     assert after == [n + report.created for n in before], (
         f"rows {before} -> {after}, but {report.created} creations were answered"
     )
