@@ -4,7 +4,9 @@ message contracts (``PlaceOrder``) use the same types.
 
 - ``identifier(n)``: ids, names used as keys, payment methods: no control character at all
   (C0, DEL, C1), no lone surrogate, not blank.
-- ``Email``: an address, the same refusals, no spaces.
+- ``Email``: an address, the same refusals, no spaces. ``SendableEmail`` (HTTP input): also
+  one an email can be sent to, what the notification's ``email.headerregistry.Address`` reads
+  exactly (no non-ASCII name part, no stray punctuation); its pattern says the first part only.
 - ``line(n)``: one line of free text (a product name): no control character, no lone surrogate.
 - ``text(n)``: free text (an operator's reason): tab and newlines allowed, no other control
   character (NUL, which PostgreSQL cannot store, above all), no lone surrogate.
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from email.errors import MessageError
+from email.headerregistry import Address
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, WithJsonSchema
@@ -94,11 +98,33 @@ def _email(value: str) -> str:
     return value
 
 
+# The common case, ASCII dot-atom@dot-atom, is an address without parsing it (a parse costs
+# ~60 us; this match ~1 us).
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_ADDRESS = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})+")
+
+
+def _sendable(value: str) -> str:
+    if _PLAIN_ADDRESS.fullmatch(value) is None:
+        try:
+            parsed = Address(addr_spec=value).addr_spec
+        except (ValueError, MessageError) as exc:
+            raise ValueError(f"is not an email address that can be sent to ({exc})") from None
+        if parsed != value:
+            raise ValueError(f"is not an email address that can be sent to (reads as {parsed!r})")
+    return value
+
+
 Email = Annotated[
     str,
     Field(min_length=3, max_length=254, json_schema_extra=_schema(EMAIL_PATTERN)),
     AfterValidator(_email),
 ]
+
+# Where an address comes in (``POST /orders``): also one the notification will send to. Not in
+# the message contracts: a message another producer wrote with such an address still reaches the
+# notification, which refuses it itself (INVALID_RECIPIENT) instead of it becoming poison.
+SendableEmail = Annotated[Email, AfterValidator(_sendable)]
 
 
 # The currency allow-list, spelled out in the JSON schema (the contract type checks it in code).

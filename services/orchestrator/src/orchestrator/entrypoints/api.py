@@ -40,7 +40,7 @@ from orchestrator.service_layer.intake import (
 )
 from orchestrator.service_layer.sagas import SagaService
 from sagakit.contracts import OrderItem, PlaceOrder
-from sagakit.contracts.text import CurrencyCode, Email, identifier
+from sagakit.contracts.text import CurrencyCode, SendableEmail, identifier
 from sagakit.contracts.types import MAX_ITEMS
 from sagakit.db.errors import is_retriable_db_error
 from sagakit.errors import InfrastructureError
@@ -74,7 +74,7 @@ class OrderRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     customer_id: identifier(64)  # type: ignore[valid-type]
-    email: Email
+    email: SendableEmail
     items: Annotated[list[OrderItem], Field(min_length=1, max_length=MAX_ITEMS)]
     payment_method: identifier(128)  # type: ignore[valid-type]
     currency: CurrencyCode
