@@ -55,6 +55,6 @@ def test_control_characters_are_refused_and_the_schema_agrees(
             adapter.validate_python(value)
 
 
-@pytest.mark.parametrize("value", ["me@bücher.example", "me@[192.0.2.1]", "~me@example.com"])
+@pytest.mark.parametrize("value", ["me@bücher.example", "~me@example.com"])
 def test_an_email_the_notification_can_send_to_is_accepted(value: str) -> None:
     assert TypeAdapter(SendableEmail).validate_python(value) == value
