@@ -371,8 +371,8 @@ REFUSABLE_FAILURES = ("INVALID_RECIPIENT",)
 
 async def _every_saga_ends_as_its_order_says(system: System, since: datetime) -> None:
     """Whatever the scenarios did (cancels and retries at any point), every saga of the orders
-    they placed ends, its order says how, and it failed only for a reason the API could not
-    have refused."""
+    they placed ends, its order says how, it failed only for a reason the API could not have
+    refused, and no message was dead-lettered."""
 
     async def settled() -> list[tuple[str, str, str | None]] | None:
         rows = await system.query(
@@ -390,6 +390,10 @@ async def _every_saga_ends_as_its_order_says(system: System, since: datetime) ->
     for saga_status, order_status, reason in sagas:
         assert order_status == ORDER_STATUS_FOR[SagaStatus(saga_status)], (saga_status, reason)
         assert not any(code in (reason or "") for code in REFUSABLE_FAILURES), reason
+    # Nor did any message on their way end in a dead-letter queue (a crash in a handler).
+    async with httpx.AsyncClient(base_url=system.api, headers=TOKEN) as client:
+        dlq = (await client.get("/admin/dlq")).json()
+    assert dlq["unreplayed"] == 0, [t for t in dlq["topics"] if t["records"]]
 
 
 async def counts(system: System, service: str) -> list[int]:
