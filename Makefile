@@ -252,9 +252,11 @@ props: install ## Property tests (hypothesis) with many more examples than in ma
 	  -p no:cacheprovider $(PYTEST_ARGS)
 
 FUZZ_EXAMPLES ?= 200
+FUZZ_SCENARIOS ?= 100
+FUZZ_STEPS ?= 20
 .PHONY: fuzz
-fuzz: infra-up ## Schemathesis on every service's OpenAPI (real processes), FUZZ_EXAMPLES new cases per operation
-	@FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_RANDOM=1 $(UV) run --frozen pytest tests/e2e/test_http_fuzz.py \
+fuzz: infra-up ## Schemathesis on every service's OpenAPI (real processes): FUZZ_EXAMPLES new cases per operation, then FUZZ_SCENARIOS linked scenarios of FUZZ_STEPS calls
+	@FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SCENARIOS=$(FUZZ_SCENARIOS) FUZZ_STEPS=$(FUZZ_STEPS) FUZZ_RANDOM=1 $(UV) run --frozen pytest tests/e2e/test_http_fuzz.py \
 	  --timeout=0 -p no:cacheprovider -s $(PYTEST_ARGS)
 
 # --- deployment (see README, "Deploying") -------------------------------------------------------

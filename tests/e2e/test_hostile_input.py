@@ -58,6 +58,20 @@ async def test_control_characters_are_refused_on_every_service(system: System) -
     assert await rows(system) == before
 
 
+@pytest.mark.parametrize("email", ["zoë@bücher.example", "Á@,.ŀĶ", "a,b@example.com"])
+async def test_an_email_no_confirmation_can_be_sent_to_is_refused(
+    system: System, email: str
+) -> None:
+    """Found by the stateful fuzzing: such an order was accepted, charged, then failed at the
+    notification (INVALID_RECIPIENT) and was refunded."""
+    before = await rows(system)
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.post(f"{system.api}/orders", json={**ORDER, "email": email})
+    assert_error(response, 422, "invalid_request")
+    assert "can be sent to" in response.json()["message"]
+    assert await rows(system) == before
+
+
 @pytest.mark.parametrize(
     "query",
     [

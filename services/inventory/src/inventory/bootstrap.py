@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from inventory.entrypoints.http import catalog_router
+from inventory.entrypoints.http import CATALOG_LINKS, catalog_router
 from inventory.service_layer.handlers import COMMANDS, REGISTRY, make_batch_handler
 from inventory.settings import Settings
+from sagakit.http.links import declare_links
 from sagakit.ops.auth import FailedLogins
 from sagakit.runtime import Service, build_service
 
@@ -24,4 +25,5 @@ def bootstrap(settings: Settings | None = None) -> Service:
             failed_logins=FailedLogins.of(settings),
         )
     )
+    declare_links(service.app, CATALOG_LINKS)
     return service

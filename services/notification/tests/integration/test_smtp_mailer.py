@@ -145,3 +145,13 @@ async def test_smtp_auth_is_used_only_when_a_username_is_set(kit) -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_an_internationalised_address_is_sent_with_smtputf8(kit) -> None:
+    """Found by stateful fuzzing: an order to ``...@bücher.example`` (a valid address) made the
+    client fail to write RCPT TO in ASCII (UnicodeEncodeError), and the command was retried,
+    then dead-lettered, while its saga waited out the step."""
+    message_id, message = confirmation(f"ada-{uuid.uuid4().hex[:8]}@bücher.example")
+    await kit.mailer().send(message)
+    [stored] = kit.delivered(message_id)
+    assert stored["X-Envelope-To"] == message["To"]

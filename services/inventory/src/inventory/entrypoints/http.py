@@ -25,10 +25,22 @@ from inventory.service_layer import catalog
 from sagakit.contracts.text import CurrencyCode, line
 from sagakit.contracts.types import ProductId
 from sagakit.http.errors import error_responses
+from sagakit.http.links import Link
 from sagakit.ops.auth import FailedLogins, admin_bearer_ok, bearer_scheme
 
 MAX_PRICE_CENTS = 1_000_000_000
 MAX_STOCK = 1_000_000_000
+
+_PRODUCT = "GET /products/{product_id}"
+_RESTOCK = "POST /products/{product_id}/stock"
+_PRODUCT_ID = {"product_id": "$response.body#/product_id"}
+# In the OpenAPI (``sagakit.http.links.declare_links``): from a product to its stock and back.
+CATALOG_LINKS = (
+    Link("POST /products", 201, _PRODUCT, _PRODUCT_ID, "the product just added"),
+    Link("POST /products", 201, _RESTOCK, _PRODUCT_ID, "restock it (admin)"),
+    Link(_PRODUCT, 200, _RESTOCK, _PRODUCT_ID, "restock this product (admin)"),
+    Link(_RESTOCK, 200, _PRODUCT, _PRODUCT_ID, "the product after restocking"),
+)
 
 
 class ProductIn(BaseModel):

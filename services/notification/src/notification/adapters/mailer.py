@@ -86,7 +86,12 @@ class SmtpConnections:
                 if self._credentials is not None:
                     await client.login(*self._credentials)
             try:
-                await client.sendmail(message.sender, [message.recipient], message.data)
+                await client.sendmail(
+                    message.sender,
+                    [message.recipient],
+                    message.data,
+                    mail_options=_options(message),
+                )
             except BaseException:
                 with contextlib.suppress(Exception):
                     client.close()
@@ -207,3 +212,12 @@ def _by_reply(code: int, text: str) -> SmtpRejected | GatewayUnavailable:
         return SmtpRejected(code, text)
     # 4xx, and anything non-standard: the server may answer differently later.
     return GatewayUnavailable(f"smtp: {code} {text}")
+
+
+def _options(message: OutgoingEmail) -> list[str]:
+    """SMTPUTF8 for a non-ASCII address (an internationalised domain or name): without it the
+    client cannot even write the address (it raised UnicodeEncodeError, the record was
+    dead-lettered); a server without SMTPUTF8 refuses it, a rejection (``classify``)."""
+    if (message.sender + message.recipient).isascii():
+        return []
+    return ["SMTPUTF8"]

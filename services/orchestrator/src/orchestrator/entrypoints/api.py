@@ -40,11 +40,12 @@ from orchestrator.service_layer.intake import (
 )
 from orchestrator.service_layer.sagas import SagaService
 from sagakit.contracts import OrderItem, PlaceOrder
-from sagakit.contracts.text import CurrencyCode, Email, identifier
+from sagakit.contracts.text import CurrencyCode, SendableEmail, identifier
 from sagakit.contracts.types import MAX_ITEMS
 from sagakit.db.errors import is_retriable_db_error
 from sagakit.errors import InfrastructureError
 from sagakit.http.errors import error_response, error_responses
+from sagakit.http.links import Link, declare_links
 from sagakit.ops.auth import FailedLogins
 from sagakit.ops.logging import log_ids
 from sagakit.outbox.unit_of_work import UnitOfWork
@@ -73,7 +74,7 @@ class OrderRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     customer_id: identifier(64)  # type: ignore[valid-type]
-    email: Email
+    email: SendableEmail
     items: Annotated[list[OrderItem], Field(min_length=1, max_length=MAX_ITEMS)]
     payment_method: identifier(128)  # type: ignore[valid-type]
     currency: CurrencyCode
@@ -310,6 +311,36 @@ def _order_view(order: Order, saga: Saga | None) -> dict[str, Any]:
     }
 
 
+# --- links -----------------------------------------------------------------------------------
+
+_ORDER = "GET /orders/{order_id}"
+_SAGA = "GET /sagas/{saga_id}"
+_CANCEL = "POST /admin/sagas/{saga_id}/cancel"
+_RETRY = "POST /admin/sagas/{saga_id}/retry"
+_ORDER_ID = {"order_id": "$response.body#/order_id"}
+_SAGA_ID = {"saga_id": "$response.body#/saga_id"}
+
+# In the OpenAPI: from an order to its status, live status and saga; from a saga to its order
+# and to the operator's actions on it (the admin routes need the admin token).
+LINKS = (
+    Link("POST /orders", 202, _ORDER, _ORDER_ID, "the order just placed"),
+    Link("POST /orders", 202, "GET /orders/{order_id}/events", _ORDER_ID, "its live status"),
+    Link("POST /orders", 202, _SAGA, _SAGA_ID, "its saga (admin)"),
+    Link("POST /orders", 202, _CANCEL, _SAGA_ID, "cancel its saga (admin)"),
+    Link("POST /orders", 202, _RETRY, _SAGA_ID, "retry its saga (admin)"),
+    Link(_ORDER, 200, _SAGA, _SAGA_ID, "its saga (admin)"),
+    Link(_SAGA, 200, _ORDER, _ORDER_ID, "its order"),
+    Link(_SAGA, 200, _CANCEL, _SAGA_ID, "cancel this saga"),
+    Link(_SAGA, 200, _RETRY, _SAGA_ID, "retry this saga"),
+    *(
+        Link(action, 202, _SAGA, _SAGA_ID, "the saga after the action")
+        for action in (_CANCEL, _RETRY)
+    ),
+    Link(_CANCEL, 202, _RETRY, _SAGA_ID, "retry the cancelled saga"),
+    Link(_RETRY, 202, _CANCEL, _SAGA_ID, "cancel the retried saga"),
+)
+
+
 # --- wiring ----------------------------------------------------------------------------------
 
 
@@ -319,6 +350,7 @@ def install(app: FastAPI, ctx: ApiContext, *, max_body_bytes: int) -> None:
     app.include_router(admin_api.router)
     app.include_router(admin_dlq.router)
     console.install(app)
+    declare_links(app, LINKS)
     app.state.max_body_bytes = max_body_bytes  # sagakit.http.limits.BodySizeLimit reads it
 
     async def unavailable(_request: Request, exc: Exception) -> JSONResponse:
