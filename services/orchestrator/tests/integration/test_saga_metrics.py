@@ -1,6 +1,8 @@
 """The saga-level metrics move: step durations and outcomes, compensation attempts, time from
 order to terminal status, sagas by status, stuck sagas and the outbox backlog (real database)."""
 
+import uuid
+
 import pytest
 from prometheus_client import REGISTRY
 
@@ -11,6 +13,7 @@ from sagakit.contracts import (
     PaymentDeclined,
     PricedLine,
 )
+from sagakit.messaging.envelope import Envelope
 from sagakit.runtime import outbox_metrics_refresher
 
 pytestmark = pytest.mark.integration
@@ -70,6 +73,36 @@ async def test_step_durations_compensations_and_time_to_terminal_are_measured(ha
     assert await harness.scheduler.tick() == 1
     assert snapshot()["timed_out"] == after["timed_out"] + 1
     assert (await harness.saga(timed_out.saga.saga_id)).status == "COMPENSATING"
+
+
+async def test_an_ignored_reply_does_not_restart_the_step_clock(harness) -> None:
+    """Regression (found by the state machine on the real database): an ignored reply (late,
+    duplicated, for another command) rewrote the saga's ``updated_at``, which is when its
+    awaited step was sent: the step's duration was then measured from the ignored reply, and
+    the saga read back after a restart was not the one the engine had decided."""
+    before = snapshot()
+    placed = await harness.place()
+    saga_id, order_id = placed.saga.saga_id, placed.order.order_id
+    sent_at = (await harness.saga(saga_id)).updated_at
+    reserve = await harness.last_command(saga_id)
+    ok = InventoryReserved(order_id=order_id, lines=LINES, total=3998, currency="USD")
+    harness.clock.advance(1.0)
+    stale = Envelope(
+        payload=ok,
+        saga_id=saga_id,
+        order_id=order_id,
+        step=reserve.step,
+        causation_id=uuid.uuid4(),
+    )
+    await harness.deliver(stale)
+    assert [e.event for e in await harness.history(saga_id)][-1] == "reply_ignored"
+    assert (await harness.saga(saga_id)).updated_at == sent_at
+
+    harness.clock.advance(0.5)
+    await harness.reply(saga_id, ok, to=reserve)
+    after = snapshot()
+    assert after["reserved_count"] == before["reserved_count"] + 1
+    assert after["reserved_sum"] - before["reserved_sum"] == pytest.approx(1.5)
 
 
 async def test_sagas_by_status_and_stuck_sagas_are_counted_when_scraped(harness) -> None:

@@ -210,7 +210,7 @@ def write(uow: UnitOfWork, changes: Changes) -> None:
     if changes.created:
         _insert_sagas(uow, changes.created)
     if changes.updated:
-        _update_sagas(uow, changes.updated, changes.now)
+        _update_sagas(uow, changes.updated)
     if changes.steps:
         _update_steps(uow, changes.steps, changes.now)
     if changes.history:
@@ -275,19 +275,22 @@ def _saga_columns(sagas: Sequence[SagaState]) -> list[list[Any]]:
     ]
 
 
-def _update_sagas(uow: UnitOfWork, sagas: Sequence[SagaState], now: datetime) -> None:
-    """Every column the engine may change."""
+def _update_sagas(uow: UnitOfWork, sagas: Sequence[SagaState]) -> None:
+    """Every column the engine may change. ``updated_at`` too, as the engine decided it (when
+    the saga last changed status or started waiting: the start of its awaited step), not the
+    time of this write: a decision that only records history (an ignored reply) keeps it."""
     uow.write(
         """
         UPDATE sagas s SET status = u.status, current_step = u.current_step,
             awaiting_step = u.awaiting_step, awaiting_message_id = u.awaiting_message_id,
             deadline_at = u.deadline_at, compensation_attempts = u.compensation_attempts,
             next_retry_at = u.next_retry_at, failure_reason = u.failure_reason,
-            context = u.context::jsonb, updated_at = {10}
+            context = u.context::jsonb, updated_at = coalesce(u.updated_at, s.updated_at)
         FROM unnest({0}::uuid[], {1}::text[], {2}::int[], {3}::text[], {4}::uuid[],
-                    {5}::timestamptz[], {6}::int[], {7}::timestamptz[], {8}::text[], {9}::text[])
+                    {5}::timestamptz[], {6}::int[], {7}::timestamptz[], {8}::text[], {9}::text[],
+                    {10}::timestamptz[])
             AS u(saga_id, status, current_step, awaiting_step, awaiting_message_id, deadline_at,
-                 compensation_attempts, next_retry_at, failure_reason, context)
+                 compensation_attempts, next_retry_at, failure_reason, context, updated_at)
         WHERE s.saga_id = u.saga_id
         """,
         [s.saga_id for s in sagas],
@@ -300,7 +303,7 @@ def _update_sagas(uow: UnitOfWork, sagas: Sequence[SagaState], now: datetime) ->
         [s.next_retry_at for s in sagas],
         [s.failure_reason for s in sagas],
         [_json(s.context) for s in sagas],
-        now,
+        [s.updated_at for s in sagas],
     )
 
 
