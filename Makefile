@@ -247,8 +247,8 @@ test-e2e: infra-up browser ## End-to-end tests: the services as real processes
 
 PROPS_PROFILE ?= props
 .PHONY: props
-props: install ## Property tests (hypothesis) with many more examples than in make test (HYPOTHESIS_PROFILE=props)
-	@HYPOTHESIS_PROFILE=$(PROPS_PROFILE) $(UV) run --frozen pytest -m unit -k properties --timeout=0 \
+props: infra-up ## Property tests (hypothesis) with many more examples than in make test (HYPOTHESIS_PROFILE=props), the saga's on the real database too
+	@HYPOTHESIS_PROFILE=$(PROPS_PROFILE) $(UV) run --frozen pytest -m "unit or integration" -k properties --timeout=0 \
 	  -p no:cacheprovider $(PYTEST_ARGS)
 
 FUZZ_EXAMPLES ?= 200

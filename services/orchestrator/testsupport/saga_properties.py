@@ -10,8 +10,9 @@ of what must have happened (the commands sent, the steps that may have done some
 compensations applied and their order) from what each step made visible: the saga's state, its
 new history lines and the messages it sent. After every step it checks the same invariants.
 
-A subclass says how a saga is started and how an event reaches it (``begin``, ``handle``,
-``restart_process``); the rules, the model and the invariants are here, once.
+A subclass says how a saga is started, how an event reaches it, how it is read back and what a
+process restart is (``begin``, ``handle``, ``look``, ``restart_process``); the rules, the model
+and the invariants are here, once.
 """
 
 from __future__ import annotations
@@ -149,9 +150,9 @@ class Sent:
 
 
 class SagaProperties(RuleBasedStateMachine):
-    """The rules and invariants. Subclasses implement ``begin``, ``handle`` and
+    """The rules and invariants. Subclasses implement ``begin``, ``handle``, ``look`` and
     ``restart_process``; an event an operator may not apply raises the engine's
-    ``SagaNotRetriable`` / ``SagaNotCancellable``."""
+    ``SagaNotRetriable`` / ``SagaNotCancellable`` (and must change nothing)."""
 
     def begin(self, workflow: WorkflowDefinition, seed: int, order_id: uuid.UUID) -> Observed:
         """Start a saga of ``workflow`` at ``self.clock.now``."""
@@ -161,8 +162,12 @@ class SagaProperties(RuleBasedStateMachine):
         """Deliver ``event`` to the saga (DeadlinePassed and RetryDue: time has passed)."""
         raise NotImplementedError
 
-    def restart_process(self) -> SagaState:
-        """Forget everything held in memory; returns the saga as it is read back."""
+    def look(self) -> Observed:
+        """The saga as it is kept (no event: nothing new in its history or sent)."""
+        raise NotImplementedError
+
+    def restart_process(self) -> None:
+        """A new process: nothing of the saga held in memory."""
         raise NotImplementedError
 
     @initialize(
@@ -245,6 +250,14 @@ class SagaProperties(RuleBasedStateMachine):
         self.replies.append(reply)
         return reply
 
+    def unchanged(self) -> SagaState:
+        """The saga as it is kept, which must be as it was."""
+        observed = self.look()
+        assert observed.state == self.state
+        assert not observed.history
+        assert not observed.messages
+        return observed.state
+
     def ignored(self, reply: Envelope[Any]) -> None:
         """Deliver a reply the saga must ignore: it changes nothing and sends nothing."""
         before = self.state.copy()
@@ -322,6 +335,7 @@ class SagaProperties(RuleBasedStateMachine):
         except SagaNotRetriable:
             assert refused
             self.terminal = terminal
+            self.unchanged()
             return
         assert not refused
 
@@ -332,14 +346,14 @@ class SagaProperties(RuleBasedStateMachine):
             self.decide(OperatorCancel("ops", "test"))
         except SagaNotCancellable:
             assert refused
+            self.unchanged()
             return
         assert not refused
 
     @rule()
     def restart(self) -> None:
-        state = self.restart_process()
-        assert state == self.state, "a restart changed the saga"
-        self.state = state
+        self.restart_process()
+        self.state = self.unchanged()
 
     # --- invariants ------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """The pure saga engine checked by properties (the rules and invariants are in
-testsupport/saga_properties.py): each event is decided by the engine, in memory, and a process
-restart round-trips the state as the store keeps it. Milliseconds per example.
+testsupport/saga_properties.py): each event is decided by the engine, in memory; the saga is
+kept as the store keeps it (its state round-tripped as the store writes and reads it), and a
+process restart is a new engine. Milliseconds per example.
 
 ``make props`` runs it with many more examples (the profiles are in the root conftest).
 """
@@ -63,6 +64,7 @@ def restarted(state: SagaState) -> SagaState:
 
 
 def observed(decision: Decision) -> Observed:
+    """What a decision makes visible."""
     if decision.finished is not None:
         assert decision.state.status.terminal
     return Observed(
@@ -76,7 +78,8 @@ class SagaMachine(SagaProperties):
     """Each event decided by the pure engine."""
 
     def begin(self, workflow: WorkflowDefinition, seed: int, order_id: uuid.UUID) -> Observed:
-        self.engine = engine_for(workflow, seed)
+        self.seed = seed
+        self.restart_process()
         return observed(
             self.engine.start(
                 saga_id=uuid.uuid4(),
@@ -97,8 +100,11 @@ class SagaMachine(SagaProperties):
             assert not decision.messages
         return observed(decision)
 
-    def restart_process(self) -> SagaState:
-        return restarted(self.state)
+    def look(self) -> Observed:
+        return Observed(restarted(self.state))
+
+    def restart_process(self) -> None:
+        self.engine = engine_for(self.definition, self.seed)
 
 
 TestSagaEngine = SagaMachine.TestCase
