@@ -363,6 +363,13 @@ class SagaProperties(RuleBasedStateMachine):
         assert self.forward_order == list(range(len(self.forward_order))), self.forward_order
 
     @invariant()
+    def waits_only_for_a_command_it_sent(self) -> None:
+        if self.state.awaiting_message_id is not None:
+            sent = self.awaited()
+            assert sent is not None, "the saga waits for a command it never sent"
+            assert sent.envelope.step == self.state.awaiting_step
+
+    @invariant()
     def compensations_only_for_what_may_have_been_done(self) -> None:
         for sent in self.sent:
             if sent.compensation:
