@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Run the four services in the background (for `make demo`), one log file each.
+#   ORCHESTRATOR_SPLIT=1 scripts/services.sh start: the orchestrator's two roles as two processes
 #   scripts/services.sh start|stop|status
 # Logs: .infra/logs/services/<service>.log   pids: .infra/run/services/<service>.pid
 set -euo pipefail
@@ -7,9 +8,16 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOGS="$ROOT/.infra/logs/services"
 PIDS="$ROOT/.infra/run/services"
-# The orchestrator runs as two processes: its API role (the order API, admin, console) and its
-# engine role (replies, timeouts, retries), so intake never delays the sagas in flight.
-SERVICES=(orchestrator orchestrator-engine inventory payment notification)
+# ORCHESTRATOR_SPLIT=1: the orchestrator as two processes, its API role (order API, admin,
+# console) and its engine role (replies, timeouts, retries) on ORCHESTRATOR_ENGINE_HTTP_PORT.
+# Off by default: on a 2-core machine the split costs CPU and buys no latency (README,
+# "The orchestrator's two roles").
+ALL=(orchestrator orchestrator-engine inventory payment notification)
+if [[ "${ORCHESTRATOR_SPLIT:-0}" == 1 ]]; then
+  SERVICES=(orchestrator orchestrator-engine inventory payment notification)
+else
+  SERVICES=(orchestrator inventory payment notification)
+fi
 # The ports the services themselves take from <SERVICE>_HTTP_PORT (defaults 8000-8004).
 declare -A PORTS=(
   [orchestrator]="${ORCHESTRATOR_HTTP_PORT:-8000}" [inventory]="${INVENTORY_HTTP_PORT:-8001}"
@@ -19,9 +27,9 @@ declare -A PORTS=(
 # What runs each: python -m <module>, with this environment on top of the caller's.
 declare -A MODULE=([orchestrator-engine]=orchestrator)
 declare -A ENVIRONMENT=(
-  [orchestrator]="ORCHESTRATOR_ROLES=api"
   [orchestrator-engine]="ORCHESTRATOR_ROLES=engine ORCHESTRATOR_HTTP_PORT=${PORTS[orchestrator-engine]}"
 )
+if [[ "${ORCHESTRATOR_SPLIT:-0}" == 1 ]]; then ENVIRONMENT[orchestrator]="ORCHESTRATOR_ROLES=api"; fi
 
 running() { [[ -f "$PIDS/$1.pid" ]] && kill -0 "$(cat "$PIDS/$1.pid")" 2>/dev/null; }
 
@@ -49,7 +57,7 @@ start() {
 }
 
 stop() {
-  for s in "${SERVICES[@]}"; do
+  for s in "${ALL[@]}"; do
     if running "$s"; then
       local pid; pid="$(cat "$PIDS/$s.pid")"
       kill -TERM "$pid"
@@ -63,7 +71,8 @@ stop() {
 
 status() {
   local all=0
-  for s in "${SERVICES[@]}"; do
+  for s in "${ALL[@]}"; do
+    if [[ ! " ${SERVICES[*]} " =~ " $s " ]] && ! running "$s"; then continue; fi # not started here
     if running "$s"; then
       if ready "$s"; then state="ready"; else state="running, NOT ready"; all=1; fi
       printf '  %-19s %-20s pid %-7s http://127.0.0.1:%s\n' "$s" "$state" "$(cat "$PIDS/$s.pid")" "${PORTS[$s]}"

@@ -551,7 +551,6 @@ up_prometheus() {
     -e "s/127.0.0.1:8001/127.0.0.1:${INVENTORY_HTTP_PORT:-8001}/" \
     -e "s/127.0.0.1:8002/127.0.0.1:${PAYMENT_HTTP_PORT:-8002}/" \
     -e "s/127.0.0.1:8003/127.0.0.1:${NOTIFICATION_HTTP_PORT:-8003}/" \
-    -e "s/127.0.0.1:8004/127.0.0.1:${ORCHESTRATOR_ENGINE_HTTP_PORT:-8004}/" \
     "$ROOT/deploy/prometheus/prometheus.yml" >"$conf_dir/prometheus.yml"
   start_bg prometheus "$logfile" prometheus --config.file="$conf_dir/prometheus.yml" \
     --storage.tsdb.path="$DATA_DIR/prometheus" --storage.tsdb.retention.time=2d \

@@ -89,8 +89,8 @@ def running_system(
 def running_split_system(
     infra: Infra, logs: Path, **env_overrides: str
 ) -> contextlib.AbstractAsyncContextManager[System]:
-    """The same, with the orchestrator as `make demo` runs it: its API role ("orchestrator") and
-    its engine role ("orchestrator-engine") in two processes."""
+    """The same, with the orchestrator as `make demo ORCHESTRATOR_SPLIT=1` runs it: its API role
+    ("orchestrator") and its engine role ("orchestrator-engine") in two processes."""
     return _running(infra, logs, env_overrides, split_orchestrator=True)
 
 

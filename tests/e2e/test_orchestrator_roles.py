@@ -1,4 +1,4 @@
-"""The orchestrator as `make demo` runs it: its API role and its engine role in two processes.
+"""The orchestrator's API role and its engine role in two processes (`ORCHESTRATOR_SPLIT=1`).
 
 The API process starts sagas (their first commands) and consumes nothing; the engine process
 takes every reply. Orders placed while the engine is down are accepted, and finish once it is

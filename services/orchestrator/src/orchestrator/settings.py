@@ -11,8 +11,8 @@ from sagakit.settings import MAX_PORT, MIN_PORT, ServiceSettings
 # What one orchestrator process does. "api": the HTTP order API, admin API and console; it
 # starts sagas (their first commands) but consumes nothing. "engine": the Kafka consumer of the
 # replies and of the orders topic, step timeouts and compensation retries; its HTTP port serves
-# health and metrics only. Both (the default) in one process for `make run-orchestrator`;
-# `make demo` runs them as two processes so intake never delays the sagas in flight.
+# health and metrics only. Both (the default) in one process; each role scales with replicas of
+# its own (`make demo ORCHESTRATOR_SPLIT=1` runs one process of each).
 ROLES = ("api", "engine")
 
 
