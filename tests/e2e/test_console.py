@@ -19,6 +19,7 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -101,7 +102,10 @@ def browser() -> Iterator[WebDriver]:
 
 
 def wait(driver: WebDriver, timeout: float = 10) -> WebDriverWait[WebDriver]:
-    return WebDriverWait(driver, timeout, poll_frequency=0.1)
+    # The pages update live: an element found a moment ago may have been replaced since.
+    return WebDriverWait(
+        driver, timeout, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
+    )
 
 
 def shot(driver: WebDriver, name: str, *, full: bool = False) -> None:
