@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
 @pytest.mark.timeout(900)
 async def test_a_short_chaos_run_ends_quiet_with_zero_violations() -> None:
     config = Config(
-        duration_s=75,
+        duration_s=60,
         rate=3,
         seed=20261121,
         kill_every_s=(2.0, 3.5),
