@@ -1,6 +1,8 @@
 """A test run deletes the topics it created at its end, and the ones the services derived from
-them (``<topic>.dlq``), but nothing else on the broker."""
+them (``<topic>.dlq``, topics auto-created under a test's prefix), but nothing else on the
+broker."""
 
+import uuid
 from collections.abc import Sequence
 
 import pytest
@@ -34,13 +36,15 @@ async def test_created_and_derived_topics_are_dropped_others_kept(
     prefix = unique_name("drop") + "."
     ours = [prefix + "orders", prefix + "inventory.commands"]
     await create_topics(kafka_bootstrap, ours, partitions=1)
-    derived, foreign = prefix + "orders.dlq", unique_name("keep")
-    await made_outside_the_run(kafka_bootstrap, [derived, foreign])
+    other_prefix = unique_name("auto") + "."  # a prefix a service created topics under
+    derived = [prefix + "orders.dlq", other_prefix + "orders", other_prefix + "orders.dlq"]
+    foreign = f"keep-{uuid.uuid4().hex[:12]}"  # not a name of this run
+    await made_outside_the_run(kafka_bootstrap, [*derived, foreign])
     try:
-        assert await drop_created_topics(kafka_bootstrap) == 3
+        assert await drop_created_topics(kafka_bootstrap) == 5
         names = await admin_call(kafka_bootstrap, "list_topics")
         assert isinstance(names, list)
-        assert set(names).isdisjoint([*ours, derived])
+        assert set(names).isdisjoint([*ours, *derived])
         assert foreign in names
         assert kafka._created == set()
     finally:

@@ -13,14 +13,18 @@ from sagakit.messaging.kafka_clients import PLAINTEXT, KafkaSecurity, kafka_admi
 
 TOPIC_ALREADY_EXISTS = 36  # Kafka's error code: fine, a concurrent creator won
 
-# Every topic this test run created: dropped at its end (``drop_created_topics``), with the
-# topics derived from them (a service's ``<topic>.dlq``), so that a developer's broker does not
+# Every topic (and topic prefix) this test run made: dropped at its end (``drop_created_topics``),
+# with the topics derived from them (a service's ``<topic>.dlq``, its auto-created topics), so that a developer's broker does not
 # pile up thousands of partitions run after run (they slow it down, and its benchmarks).
 _created: set[str] = set()
 
 
 def unique_name(prefix: str = "t") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+    """A fresh topic name, or topic prefix (``name + "."``): what a service creates under it
+    by itself (auto-created topics, DLQs) is dropped with it at the end of the run too."""
+    name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    _created.add(name)
+    return name
 
 
 async def create_topics(
