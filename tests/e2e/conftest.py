@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 import pytest_asyncio
 
@@ -71,9 +72,19 @@ class System:
         finally:
             await conn.close()
 
+    async def consumed(self, service: str, outcome: str) -> float:
+        """Records the service's consumer counted with this outcome ("handled", "duplicate"),
+        from its /metrics."""
+        async with httpx.AsyncClient(base_url=self.processes[service].base_url) as client:
+            text = (await client.get("/metrics")).text
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("saga_messages_consumed_total{") and f'outcome="{outcome}"' in line
+        )
+
     async def restart(self, service: str) -> None:
-        old = self.processes[service]
-        new = ServiceProcess(service, old.env, old.log_path, port=old.port, module=old.module)
+        new = replace(self.processes[service], process=None)  # same name, port, module, env
         self.processes[service] = new
         await new.start()
         await new.wait_ready()

@@ -19,6 +19,8 @@ from sagakit.testing.waiting import eventually
 from sagaops.client import Endpoints, SagaShop
 from sagaops.scenarios import SCENARIOS, Outcome, run_all
 
+from .conftest import System
+
 pytestmark = pytest.mark.e2e
 
 
@@ -151,18 +153,9 @@ async def test_order_events_carry_one_terminal_event_per_order(system, outcomes)
         assert by_order[outcome.order_id] == [expected[outcome.scenario.expected_order]]
 
 
-async def duplicates_dropped(system, service: str) -> float:  # type: ignore[no-untyped-def]
-    """How many records this service found in its inbox already (from its /metrics)."""
-    async with httpx.AsyncClient(base_url=system.processes[service].base_url) as client:
-        text = (await client.get("/metrics")).text
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("saga_messages_consumed_total{") and 'outcome="duplicate"' in line
-    )
-
-
-async def test_duplicated_commands_and_replies_on_kafka_change_nothing(system, outcomes) -> None:
+async def test_duplicated_commands_and_replies_on_kafka_change_nothing(
+    system: System, outcomes: dict[str, Outcome]
+) -> None:
     """Re-publish every command and reply of the successful saga, byte for byte."""
     order_id = outcomes["success"].order_id
     before = await db_state(system, order_id)
@@ -171,7 +164,7 @@ async def test_duplicated_commands_and_replies_on_kafka_change_nothing(system, o
         "WHERE s.order_id = $1"
     )
     history_before = (await system.query("orchestrator", history_sql, uuid.UUID(order_id)))[0]["n"]
-    dropped_before = {s: await duplicates_dropped(system, s) for s in system.processes}
+    dropped_before = {s: await system.consumed(s, "duplicate") for s in system.processes}
     bootstrap = system.infra.kafka_bootstrap_servers
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
@@ -193,7 +186,7 @@ async def test_duplicated_commands_and_replies_on_kafka_change_nothing(system, o
     for service, n in copied.items():
 
         async def seen(service: str = service, n: int = n) -> bool:
-            return await duplicates_dropped(system, service) >= dropped_before[service] + n
+            return await system.consumed(service, "duplicate") >= dropped_before[service] + n
 
         await eventually(seen, timeout=20, what=f"{service} to drop {n} duplicate(s)")
     assert await db_state(system, order_id) == before
