@@ -103,13 +103,14 @@ def _email(value: str) -> str:
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _DTEXT = r'[^\s@.,;:<>()\[\]\\"' + _CONTROLS + "]+"
 SENDABLE_EMAIL_PATTERN = rf"^{_ATEXT}(?:\.{_ATEXT})*@{_DTEXT}(?:\.{_DTEXT})+$"
+_SENDABLE = re.compile(SENDABLE_EMAIL_PATTERN)
 # The common case, ASCII all through, is an address without parsing it (a parse costs ~60 us;
 # this match ~1 us).
 _PLAIN_ADDRESS = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})+")
 
 
 def _sendable(value: str) -> str:
-    if re.fullmatch(SENDABLE_EMAIL_PATTERN.strip("^$"), value) is None:
+    if _SENDABLE.fullmatch(value) is None:
         raise ValueError("is not an email address that can be sent to (name@domain.tld)")
     if _PLAIN_ADDRESS.fullmatch(value) is None:
         try:

@@ -13,9 +13,10 @@ from sagakit.messaging.kafka_clients import PLAINTEXT, KafkaSecurity, kafka_admi
 
 TOPIC_ALREADY_EXISTS = 36  # Kafka's error code: fine, a concurrent creator won
 
-# Every topic (and topic prefix) this test run made: dropped at its end (``drop_created_topics``),
-# with the topics derived from them (a service's ``<topic>.dlq``, its auto-created topics), so that a developer's broker does not
-# pile up thousands of partitions run after run (they slow it down, and its benchmarks).
+# Every topic (and topic prefix) this test run made: dropped at its end (``drop_created_topics``)
+# with the topics derived from them (a service's ``<topic>.dlq``, its auto-created topics), so
+# that a developer's broker does not pile up thousands of partitions run after run (they slow it
+# down, and its benchmarks).
 _created: set[str] = set()
 
 
