@@ -28,7 +28,7 @@ from sagakit.db.pool import Database
 from sagakit.errors import BrokerUnavailable, ConfigurationError
 from sagakit.messaging.producer import Producer
 from sagakit.messaging.registry import MessageRegistry
-from sagakit.ops import metrics
+from sagakit.ops import gc_pauses, metrics
 from sagakit.ops.http import HttpServer, build_ops_app
 from sagakit.outbox import store as outbox_store
 from sagakit.outbox.dispatcher import Dispatcher
@@ -195,8 +195,13 @@ async def run_service(service: Service) -> None:
             tasks["consumer"] = asyncio.create_task(service.consumer.run(), name=f"{name}-consumer")
         for i, worker in enumerate(service.workers):
             tasks[f"worker-{i}"] = asyncio.create_task(worker(stopping), name=f"{name}-worker-{i}")
+        frozen = gc_pauses.settle()  # startup is over: its objects are out of the collector's way
         log.info(
-            "%s running; http://%s:%d", name, service.settings.http_host, service.settings.http_port
+            "%s running; http://%s:%d (%d startup objects frozen for the garbage collector)",
+            name,
+            service.settings.http_host,
+            service.settings.http_port,
+            frozen,
         )
 
         crashed = asyncio.create_task(_first_crash(tasks))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 from types import SimpleNamespace
@@ -97,3 +98,19 @@ async def test_a_stop_signal_ends_the_service_normally() -> None:
     os.kill(os.getpid(), signal.SIGTERM)
     await asyncio.wait_for(runner, timeout=5)  # returns, no SystemExit
     assert engine.closed
+
+
+async def test_once_started_the_startup_objects_are_frozen_for_the_garbage_collector() -> None:
+    async def idle(stopping: asyncio.Event) -> None:
+        await stopping.wait()
+
+    service, _ = _service([idle])
+    gc.unfreeze()
+    runner = asyncio.create_task(run_service(service))
+    await asyncio.sleep(0.1)
+    try:
+        assert gc.get_freeze_count() > 1000  # gc_pauses.settle() ran: see test_gc_pauses.py
+    finally:
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.wait_for(runner, timeout=5)
+        gc.unfreeze()

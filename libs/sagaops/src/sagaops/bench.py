@@ -41,6 +41,7 @@ from sagakit.contracts import OrderItem, PlaceOrder
 from sagakit.messaging.envelope import Envelope
 from sagakit.messaging.kafka_clients import kafka_consumer
 from sagakit.messaging.producer import Producer
+from sagakit.ops import gc_pauses
 from sagakit.settings import kafka_security_from_env
 from sagaops.client import Endpoints, SagaShop
 from sagaops.loadgen import ConnectionDropped, LoadClient
@@ -567,6 +568,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--out", default="bench-results")
     args = parser.parse_args()
+    gc_pauses.settle()  # a full collection would stall the timing of every order in flight
     sys.exit(uvloop.run(main_async(args)))
 
 

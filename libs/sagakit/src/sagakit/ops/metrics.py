@@ -67,6 +67,12 @@ BATCH_RECORDS = Histogram(
     ["group"],
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
 )
+GC_PAUSE_SECONDS = Histogram(
+    "saga_gc_pause_seconds",
+    "Python garbage collections: how long each stopped the process (its event loop).",
+    ["generation"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5),
+)
 OUTBOX_PUBLISHED = Counter(
     "saga_outbox_published_total", "Outbox rows published to Kafka.", ["service"]
 )
