@@ -125,7 +125,9 @@ def bootstrap(
             api.ApiContext(
                 uow=service.uow,
                 sessions=service.session_factory,
-                intake=IntakeQueue(intake, service.uow),
+                intake=IntakeQueue(
+                    intake, service.uow, linger_s=settings.order_intake_linger_ms / 1000
+                ),
                 sagas=sagas,
                 admission=admission,
                 redis=redis,

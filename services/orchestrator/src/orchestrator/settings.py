@@ -50,6 +50,11 @@ class Settings(ServiceSettings):
     # /orders answers 503 with Retry-After and the orders topic waits (see admission.py).
     max_in_flight: int = Field(default=500, ge=1, validation_alias="SAGA_MAX_IN_FLIGHT")
 
+    # Under steady load, POST /orders waits up to this long for more orders to store with it
+    # (one transaction for several); never when idle (see sagakit.db.group_commit).
+    order_intake_linger_ms: int = Field(
+        default=10, ge=0, le=1000, validation_alias="ORDER_INTAKE_LINGER_MS"
+    )
     order_max_body_bytes: int = Field(default=65_536, validation_alias="ORDER_MAX_BODY_BYTES")
     rate_limit_per_minute: int = Field(default=600, validation_alias="RATE_LIMIT_PER_MINUTE")
     idempotency_ttl_s: int = Field(default=86_400, validation_alias="IDEMPOTENCY_TTL_S")

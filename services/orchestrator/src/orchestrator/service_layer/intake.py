@@ -242,10 +242,13 @@ class IntakeQueue:
         uow_factory: Callable[..., UnitOfWork],
         *,
         max_batch: int = 200,
+        linger_s: float = 0.0,
     ) -> None:
         self._intake = intake
         self._uow_factory = uow_factory
-        self._group = GroupCommit(self._write, name="intake", max_batch=max_batch)
+        self._group = GroupCommit(
+            self._write, name="intake", max_batch=max_batch, linger_s=linger_s
+        )
 
     async def place(self, request: Placement) -> Placed:
         """Raises ``IdempotencyConflict``, or ``InfrastructureError`` if the database is down."""
