@@ -12,6 +12,9 @@ head=${2:-HEAD}
 rate=${BENCH_RATE:-150}
 seconds=${BENCH_SECONDS:-60}
 runs=${BENCH_RUNS:-3}
+# A fresh stack's first minute of load is slower (the Kafka JVM compiles its hot code: ~10 s of
+# extra CPU); a warm-up loop per side, not counted, keeps that out of the comparison.
+warmup=${BENCH_WARMUP_S:-30}
 read -r offset_a offset_b <<<"${BENCH_COMPARE_OFFSETS:-500 600}"
 work=$root/.bench-compare
 mkdir -p "$work"
@@ -60,6 +63,16 @@ bench() { # bench NAME OFFSET RUN: one open loop against that side; prints its J
     { echo "bench-compare: run $3 of side $1 failed, see $work/$1-$3.log" >&2; exit 1; }
   ls -t "$work/$1"/bench-results/*.json | head -1
 }
+if [ "$warmup" != 0 ]; then
+  for side_offset in "a $offset_a" "b $offset_b"; do
+    read -r name offset <<<"$side_offset"
+    echo "  warm-up, side $name ($warmup s, not counted)" >&2
+    (ports "$offset" && cd "$work/$name" &&
+      "$root/.venv/bin/saga-bench" --via http --rate "$rate" --seconds "$warmup" \
+        --out "$work/$name-warmup" >"$work/$name-warmup.log" 2>&1) ||
+      { echo "bench-compare: warm-up of side $name failed, see $work/$name-warmup.log" >&2; exit 1; }
+  done
+fi
 for i in $(seq 1 "$runs"); do
   files_a+=("$(bench a "$offset_a" "$i")")
   files_b+=("$(bench b "$offset_b" "$i")")
