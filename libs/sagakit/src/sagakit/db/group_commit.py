@@ -4,8 +4,8 @@ each; an idle system writes a call at once. Each caller gets its own result, and
 batch has committed.
 
 Under steady load the writer may also wait ``linger_s`` for more calls before writing a small
-batch: a transaction costs about the same for one call as for twenty. Only when the recent rate
-says more are coming within that wait, so an idle system never waits.
+batch: a transaction costs about the same for one call as for twenty. Only when calls came
+closer together than that wait recently, so an idle system never waits.
 
 One batch is written at a time. If a batch fails with anything but an outage, its calls are
 written again one at a time, so one bad call does not fail the others.
