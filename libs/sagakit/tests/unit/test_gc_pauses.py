@@ -16,7 +16,9 @@ pytestmark = pytest.mark.unit
 
 @pytest.fixture(autouse=True)
 def _thawed() -> Iterator[None]:
+    thresholds = gc.get_threshold()
     yield
+    gc.set_threshold(*thresholds)
     gc.unfreeze()
     if gc_pauses._observe in gc.callbacks:
         gc.callbacks.remove(gc_pauses._observe)
@@ -61,3 +63,11 @@ def test_settling_twice_does_not_time_a_collection_twice() -> None:
 
     assert _collections(2) == full + 1
     assert gc.callbacks.count(gc_pauses._observe) == 1
+
+
+def test_the_young_generation_is_collected_less_often_than_by_default() -> None:
+    assert gc.get_threshold()[0] == 700  # Python's default, before
+
+    gc_pauses.settle()
+
+    assert gc.get_threshold() == (gc_pauses.YOUNG_THRESHOLD, 10, 10)

@@ -106,6 +106,7 @@ async def test_once_started_the_startup_objects_are_frozen_for_the_garbage_colle
 
     service, _ = _service([idle])
     gc.unfreeze()
+    thresholds = gc.get_threshold()
     runner = asyncio.create_task(run_service(service))
     await asyncio.sleep(0.1)
     try:
@@ -114,3 +115,4 @@ async def test_once_started_the_startup_objects_are_frozen_for_the_garbage_colle
         os.kill(os.getpid(), signal.SIGTERM)
         await asyncio.wait_for(runner, timeout=5)
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
