@@ -1,10 +1,9 @@
 """``gc_pauses.settle``: startup objects are frozen out of the collector's walk, and every
-collection's pause is observed on ``saga_gc_pause_seconds``."""
+collection's pause is observed on ``saga_gc_pause_seconds`` (conftest.py thaws after each)."""
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
 
 import pytest
 from prometheus_client import REGISTRY
@@ -12,16 +11,6 @@ from prometheus_client import REGISTRY
 from sagakit.ops import gc_pauses
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture(autouse=True)
-def _thawed() -> Iterator[None]:
-    thresholds = gc.get_threshold()
-    yield
-    gc.set_threshold(*thresholds)
-    gc.unfreeze()
-    if gc_pauses._observe in gc.callbacks:
-        gc.callbacks.remove(gc_pauses._observe)
 
 
 def _collections(generation: int) -> float:
@@ -66,7 +55,7 @@ def test_settling_twice_does_not_time_a_collection_twice() -> None:
 
 
 def test_the_young_generation_is_collected_less_often_than_by_default() -> None:
-    assert gc.get_threshold()[0] == 700  # Python's default, before
+    assert gc.get_threshold()[0] < gc_pauses.YOUNG_THRESHOLD  # Python's default (700) before
 
     gc_pauses.settle()
 

@@ -5,6 +5,7 @@ more calls under steady load but never delays an idle system."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Sequence
 
@@ -116,3 +117,22 @@ async def test_after_a_burst_a_pause_means_the_next_call_is_written_at_once() ->
     assert await group.submit(99) == 990
 
     assert time.monotonic() - started < 0.15  # no linger
+
+
+async def test_calls_that_waited_through_a_write_are_not_held_again() -> None:
+    starts: list[float] = []
+
+    async def slow(items: Sequence[int]) -> list[int]:
+        starts.append(time.monotonic())
+        await asyncio.sleep(0.1)
+        return list(items)
+
+    group = GroupCommit(slow, name="t", linger_s=0.1)
+    calls = []
+    for i in range(100):  # 200 calls per second for 0.5 s: a backlog builds during each write
+        calls.append(asyncio.create_task(group.submit(i)))
+        await asyncio.sleep(0.005)
+    assert await asyncio.gather(*calls) == list(range(100))
+
+    gaps = sorted(b - a for a, b in itertools.pairwise(starts[1:]))
+    assert gaps[len(gaps) // 2] < 0.15  # a write, then the next at once: not a write + a linger

@@ -3,9 +3,10 @@ batch is being written go together into the next, so a burst costs a few transac
 each; an idle system writes a call at once. Each caller gets its own result, and only once its
 batch has committed.
 
-Under steady load the writer may also wait ``linger_s`` for more calls before writing a small
-batch: a transaction costs about the same for one call as for twenty. Only when calls came
-closer together than that wait recently, so an idle system never waits.
+Under steady load the writer may also hold a small batch for more calls, until its oldest call
+has waited ``linger_s``: a transaction costs about the same for one call as for twenty. Only
+while calls have recently been arriving less than ``linger_s`` apart, so an idle system never
+waits, and calls that already waited through the previous write go at once.
 
 One batch is written at a time. If a batch fails with anything but an outage, its calls are
 written again one at a time, so one bad call does not fail the others.
@@ -45,12 +46,13 @@ class GroupCommit(Generic[T, R]):
         self._gap_s = math.inf  # recent time between two calls, smoothed
         self._last_call: float | None = None
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
+        self._arrived: list[float] = []  # when each waiting call came, in the same order
         self._writer: asyncio.Task[None] | None = None
 
     async def submit(self, item: T) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
-        self._measure_gap()
+        self._arrived.append(self._measure_gap())
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_all(), name=f"{self._name}-writer")
         # Shielded: a caller that goes away (a client hanging up) leaves its batch unharmed.
@@ -61,6 +63,7 @@ class GroupCommit(Generic[T, R]):
             await self._gather()
             batch = self._waiting[: self._max_batch]
             del self._waiting[: self._max_batch]
+            del self._arrived[: self._max_batch]
             try:
                 await self._write_batch(batch)
             except Exception as exc:
@@ -76,22 +79,26 @@ class GroupCommit(Generic[T, R]):
                     except Exception as single:
                         _fail([one], single)
 
-    def _measure_gap(self) -> None:
+    def _measure_gap(self) -> float:
+        """Note a call's arrival (the smoothed gap between calls); returns its time."""
         now = time.monotonic()
         if self._last_call is not None:
             gap = now - self._last_call
             self._gap_s = gap if math.isinf(self._gap_s) else 0.7 * self._gap_s + 0.3 * gap
         self._last_call = now
+        return now
 
     async def _gather(self) -> None:
-        """Wait ``linger_s`` before a batch when another call is expected within it (calls
-        came closer together than that recently) and the batch is not full yet."""
+        """Hold a batch that is not full until its oldest call has waited ``linger_s``, when
+        another call is expected within that (calls recently came less than that apart)."""
         if (
             self._linger_s
             and len(self._waiting) < self._max_batch
             and self._gap_s <= self._linger_s
         ):
-            await asyncio.sleep(self._linger_s)
+            left = self._arrived[0] + self._linger_s - time.monotonic()
+            if left > 0:
+                await asyncio.sleep(left)
 
     async def _write_batch(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         results = await self._write([item for item, _ in batch])

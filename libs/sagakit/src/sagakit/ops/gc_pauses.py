@@ -26,8 +26,14 @@ from typing import Any
 
 from sagakit.ops import metrics
 
-_started: dict[int, float] = {}
 YOUNG_THRESHOLD = 20_000  # Python's default: 700
+
+_started: dict[int, float] = {}
+# The histogram's children, made once: the callback runs inside a collection, which may start
+# while this very thread holds the histogram's (non-reentrant) label lock, e.g. while /metrics
+# is rendered; ``labels()`` would then wait for ever. A child's ``observe`` locks only around
+# float arithmetic, which allocates nothing the collector tracks.
+_pauses = {generation: metrics.GC_PAUSE_SECONDS.labels(str(generation)) for generation in (0, 1, 2)}
 
 
 def _observe(phase: str, info: dict[str, Any]) -> None:
@@ -35,8 +41,7 @@ def _observe(phase: str, info: dict[str, Any]) -> None:
     if phase == "start":
         _started[generation] = time.perf_counter()
     elif generation in _started:
-        pause = time.perf_counter() - _started.pop(generation)
-        metrics.GC_PAUSE_SECONDS.labels(str(generation)).observe(pause)
+        _pauses[generation].observe(time.perf_counter() - _started.pop(generation))
 
 
 def settle() -> int:

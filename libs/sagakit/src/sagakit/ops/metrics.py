@@ -69,7 +69,8 @@ BATCH_RECORDS = Histogram(
 )
 GC_PAUSE_SECONDS = Histogram(
     "saga_gc_pause_seconds",
-    "Python garbage collections: how long each stopped the process (its event loop).",
+    "Python garbage collections: how long each took, wall time (a collection run by another "
+    "thread may include moments when the event loop ran).",
     ["generation"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5),
 )
