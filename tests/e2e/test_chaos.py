@@ -5,11 +5,15 @@ dead-letter topics; then the audit must find nothing.
 It restarts the shared broker and database, so it always runs last (see conftest.py).
 """
 
+from pathlib import Path
+
 import pytest
 
 from sagaops.chaos import ALL_TOPICS, SERVICES, Config, render, run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
+
+REPORT = Path(__file__).resolve().parents[2] / ".infra" / "logs" / "chaos-test-report.txt"
 
 
 @pytest.mark.timeout(900)
@@ -23,7 +27,12 @@ async def test_a_short_chaos_run_ends_quiet_with_zero_violations() -> None:
         quiet_timeout_s=240,
     )
     chaos, report, quiet, dead_lettered = await run(config)
-    print(render(chaos, report, quiet, dead_lettered))
+    rendered = render(chaos, report, quiet, dead_lettered)
+    print(rendered)
+    # Kept when the test passes too (pytest shows output only on failure): its time to quiet and
+    # notes (a task slow to stop) explain a slow `make test`.
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text(rendered + "\n")
     tally = chaos.tally
     assert quiet, "the system did not go quiet"
     assert report is not None
