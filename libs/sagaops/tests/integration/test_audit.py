@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -470,10 +471,40 @@ async def test_mails_are_counted_per_order_from_their_message_id(shop) -> None:
         f"Subject: hi\r\nMessage-ID:\r\n <order-{third}@saga-shop.local>\r\n\r\nhi".encode()
     )
     (shop.maildir / "notes.txt").write_text(first.order_id)
+    # Named by the local SMTP server after our Message-ID: counted by its name, never opened
+    # (this one's content names no order at all).
+    fourth = str(uuid.uuid4())
+    (shop.maildir / f"1765000000000000000-order-{fourth}_saga-shop_local-0a1b2c3d.eml").write_bytes(
+        b"Subject: unreadable\r\n\r\n"
+    )
 
     counts = count_mails(shop.maildir)
 
-    assert counts == {first.order_id: 1, second.order_id: 2, third: 1}
+    assert counts == {first.order_id: 1, second.order_id: 2, third: 1, fourth: 1}
+
+
+def test_the_local_smtp_servers_file_names_are_the_ones_counted_by_name(tmp_path) -> None:
+    """The name pattern the audit trusts is the one scripts/infra/smtp_server.py writes."""
+    import importlib.util
+    import sys
+
+    from notification.domain.confirmation import message_id_for
+    from sagaops.audit_sources import count_mails
+
+    path = Path(__file__).resolve().parents[4] / "scripts" / "infra" / "smtp_server.py"
+    spec = importlib.util.spec_from_file_location("smtp_server_under_test", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    order_id = uuid.uuid4()
+    content = f"Message-ID: {message_id_for(order_id)}\r\n\r\nhi".encode()
+
+    stored = module.Mailbox(tmp_path).store(["a@example.com"], content)
+    stored.write_bytes(b"")  # emptied: only its name can say which order it confirms
+
+    assert count_mails(tmp_path) == {str(order_id): 1}
 
 
 async def test_an_unreachable_broker_makes_the_audit_unavailable(shop) -> None:
