@@ -14,7 +14,7 @@ PIDS="$ROOT/.infra/run/services"
 # "The orchestrator's two roles").
 ALL=(orchestrator orchestrator-engine inventory payment notification)
 if [[ "${ORCHESTRATOR_SPLIT:-0}" == 1 ]]; then
-  SERVICES=(orchestrator orchestrator-engine inventory payment notification)
+  SERVICES=("${ALL[@]}")
 else
   SERVICES=(orchestrator inventory payment notification)
 fi

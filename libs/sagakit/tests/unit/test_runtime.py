@@ -88,11 +88,12 @@ def test_main_exits_with_status_1_when_a_task_crashes(monkeypatch: pytest.Monkey
     assert exc.value.code == 1
 
 
-async def test_a_stop_signal_ends_the_service_normally() -> None:
-    async def idle(stopping: asyncio.Event) -> None:
-        await stopping.wait()
+async def _idle(stopping: asyncio.Event) -> None:
+    await stopping.wait()
 
-    service, engine = _service([idle])
+
+async def test_a_stop_signal_ends_the_service_normally() -> None:
+    service, engine = _service([_idle])
     runner = asyncio.create_task(run_service(service))
     await asyncio.sleep(0.1)
     os.kill(os.getpid(), signal.SIGTERM)
@@ -101,10 +102,7 @@ async def test_a_stop_signal_ends_the_service_normally() -> None:
 
 
 async def test_once_started_the_startup_objects_are_frozen_for_the_garbage_collector() -> None:
-    async def idle(stopping: asyncio.Event) -> None:
-        await stopping.wait()
-
-    service, _ = _service([idle])
+    service, _ = _service([_idle])
     runner = asyncio.create_task(run_service(service))
     await asyncio.sleep(0.1)
     try:

@@ -11,8 +11,9 @@ Collection itself stays on: reference cycles made while running are still freed.
 With that alone, full collections still came every ~3 s and took 10-25 ms: at Python's default
 of 700 net new container objects per young collection, a saga's objects (envelopes, states,
 rows) lived through several collections while in flight, were promoted to the oldest generation
-and died there. So the youngest generation is collected after 20,000 instead. Objects freed by reference counting never count, so in steady state a
-collection comes only when cyclic garbage has piled up (a few MB at most).
+and died there. So the youngest generation is collected after 20,000 instead. Objects freed by
+reference counting never count, so in steady state a collection comes only when cyclic garbage
+has piled up (a few MB at most).
 
 ``saga_gc_pause_seconds`` shows every collection's pause, by generation, so a stall of this kind
 is visible on ``/metrics`` without a profiler.
@@ -46,8 +47,8 @@ def _observe(phase: str, info: dict[str, Any]) -> None:
 
 def settle() -> int:
     """At the end of startup: collect once, freeze what survives, collect the young less often,
-    and time every collection from now on. Returns the number of objects frozen. Calling it again freezes what was made
-    since (harmless)."""
+    and time every collection from now on. Returns the number of objects frozen. Calling it
+    again freezes what was made since (harmless)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG_THRESHOLD, 10, 10)
