@@ -111,12 +111,13 @@ BENCH_ORDERS ?= 2000
 BENCH_CONCURRENCY ?= 256
 BENCH_RATE ?=
 BENCH_SECONDS ?= 60
+BENCH_TIMEOUT ?= 600
 BENCH_VIA ?= http
 BENCH_BASE ?= HEAD~1
 BENCH_SWEEP ?= 50,100,150,200,250,300,400
 .PHONY: bench
 bench: install ## Against running services: closed loop (BENCH_ORDERS), or open loop at BENCH_RATE/s for BENCH_SECONDS; JSON + PNG
-	@$(UV) run --frozen saga-bench --via $(BENCH_VIA) --seconds $(BENCH_SECONDS) \
+	@$(UV) run --frozen saga-bench --via $(BENCH_VIA) --seconds $(BENCH_SECONDS) --timeout $(BENCH_TIMEOUT) \
 	  $(if $(BENCH_RATE),--rate $(BENCH_RATE),--orders $(BENCH_ORDERS) --concurrency $(BENCH_CONCURRENCY))
 
 .PHONY: bench-compare
@@ -125,7 +126,7 @@ bench-compare: install ## Is this commit slower than BENCH_BASE? Fresh stacks of
 
 .PHONY: bench-sweep
 bench-sweep: install ## Against running services: open loops at BENCH_SWEEP rates (20 s each): throughput and p99 vs offered + PNG
-	@$(UV) run --frozen saga-bench --via $(BENCH_VIA) --sweep $(BENCH_SWEEP) --seconds 20
+	@$(UV) run --frozen saga-bench --via $(BENCH_VIA) --sweep $(BENCH_SWEEP) --seconds 20 --timeout $(BENCH_TIMEOUT)
 
 .PHONY: services-status
 services-status: ## Show the background services started by `make demo`

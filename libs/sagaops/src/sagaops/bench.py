@@ -61,6 +61,8 @@ class Run:
 
     started: float = 0.0
     offering_ends: float = 0.0
+    # Set when --timeout ended the run first: the rates are then over the time until the stop.
+    stopped_by_timeout_at: float = 0.0
     sent: int = 0
     accepted_at: dict[str, float] = field(default_factory=dict)
     finished_at: dict[str, float] = field(default_factory=dict)
@@ -242,7 +244,10 @@ async def run_once(
         else _closed_loop(placer, run, tag, args.concurrency, orders)
     )
     deadline = run.started + args.timeout
-    while time.monotonic() < deadline and not run.done.is_set():
+    while not run.done.is_set():
+        if time.monotonic() >= deadline:
+            run.stopped_by_timeout_at = time.monotonic()
+            break
         if sender.done() and not run.all_sent:
             run.all_sent = True
             run.offering_ends = run.offering_ends or time.monotonic()
@@ -351,9 +356,10 @@ def summarise(run: Run, *, rate: float | None, via: str) -> dict[str, Any]:
     done = [o for o in run.finished_at if o in run.accepted_at]
     latencies = [run.finished_at[o] - run.accepted_at[o] for o in done]
     last = max(run.finished_at.values(), default=run.started)
-    offering = max(run.offering_ends - run.started, 1e-9)
+    offering_ends = run.offering_ends or run.stopped_by_timeout_at
+    offering = max(offering_ends - run.started, 1e-9)
     elapsed = max(last - run.started, 1e-9)
-    in_window = sum(1 for o in done if run.finished_at[o] <= run.offering_ends)
+    in_window = sum(1 for o in done if run.finished_at[o] <= offering_ends)
     # p99 per 10 s of arrivals: is it flat over the run, or climbing?
     windows: dict[int, list[float]] = {}
     for order_id in done:
@@ -371,6 +377,9 @@ def summarise(run: Run, *, rate: float | None, via: str) -> dict[str, Any]:
         "errors": dict(run.errors),
         "finished": len(done),
         "unfinished": len(run.accepted_at) - len(done),
+        "stopped_by_timeout_after_s": (
+            round(run.stopped_by_timeout_at - run.started, 1) if run.stopped_by_timeout_at else None
+        ),
         "outcomes": dict(Counter(run.outcome[o] for o in done)),
         "cancel_reasons": dict(run.cancel_reasons),
         "offering_s": round(offering, 2),
@@ -407,7 +416,8 @@ def report(result: dict[str, Any]) -> str:
         f"refused {result['refused'] or 0} ({result['refused_without_retry_after']} without "
         f"Retry-After), {result['dropped_connections']} dropped, errors {result['errors'] or 0}",
         f"sagas finished       {result['finished']} {result['outcomes']}"
-        + (f", cancelled because {result['cancel_reasons']}" if result["cancel_reasons"] else ""),
+        + (f", cancelled because {result['cancel_reasons']}" if result["cancel_reasons"] else "")
+        + (f", {result['unfinished']} accepted and unfinished" if result["unfinished"] else ""),
         f"rates (per s)        sent {result['sent_per_s']}, accepted {result['accepted_per_s']}, "
         f"completed {result['completed_per_s']} "
         f"({result['completed_while_offering_per_s']} while offering)",
@@ -420,6 +430,13 @@ def report(result: dict[str, Any]) -> str:
         "the load generator and what ran elsewhere)",
         "processes            cpu s (share of machine), peak RSS MB:",
     ]
+    if result["stopped_by_timeout_after_s"] is not None:
+        lines.insert(
+            1,
+            f"STOPPED              by --timeout (BENCH_TIMEOUT) after "
+            f"{result['stopped_by_timeout_after_s']:g} s, before every order was placed and "
+            "finished: rates are over the time until the stop",
+        )
     for name, usage in result["processes"].items():
         lines.append(
             f"  {name:18s} {usage['cpu_s']:7.1f} s ({usage['cpu_share_of_machine'] * 100:4.1f}%)"
@@ -565,7 +582,9 @@ def main() -> None:
         "--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     )
     parser.add_argument("--topic-prefix", default=os.environ.get("KAFKA_TOPIC_PREFIX", ""))
-    parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--timeout", type=float, default=600.0, help="a run ends after this many seconds at most"
+    )
     parser.add_argument("--out", default="bench-results")
     args = parser.parse_args()
     gc_pauses.settle()  # a full collection would stall the timing of every order in flight
