@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 from sagakit.errors import MissingHeader, UndecodableMessage
+from sagakit.ids import new_id
 from sagakit.messaging.registry import Message, MessageRegistry
 from sagakit.messaging.tracing import new_traceparent
 
@@ -49,7 +50,7 @@ def utcnow() -> datetime:
 @dataclass(frozen=True, slots=True)
 class Envelope(Generic[P]):
     payload: P
-    message_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    message_id: uuid.UUID = field(default_factory=new_id)
     saga_id: uuid.UUID | None = None
     order_id: uuid.UUID | None = None
     step: str | None = None

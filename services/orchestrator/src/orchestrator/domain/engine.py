@@ -29,6 +29,7 @@ from typing import Any
 from orchestrator.domain.saga import SagaState, StepState
 from orchestrator.domain.status import SagaStatus, StepStatus
 from orchestrator.domain.workflow import Context, Step, WorkflowDefinition, WorkflowRegistry
+from sagakit import ids
 from sagakit.backoff import backoff_delay
 from sagakit.consumer.dead_letter import DLQ
 from sagakit.contracts import FailureReply, Reply, StepWasDone
@@ -142,7 +143,7 @@ class SagaEngine:
         topics: Topics,
         *,
         retry: RetryPolicy | None = None,
-        new_id: Callable[[], uuid.UUID] = uuid.uuid4,
+        new_id: Callable[[], uuid.UUID] = ids.new_id,
         rng: random.Random | None = None,
     ) -> None:
         self.workflows = workflows

@@ -46,6 +46,7 @@ from sagakit.db.errors import is_retriable_db_error
 from sagakit.errors import InfrastructureError
 from sagakit.http.errors import error_response, error_responses
 from sagakit.http.links import Link, declare_links
+from sagakit.ids import new_id
 from sagakit.ops.auth import FailedLogins
 from sagakit.ops.logging import log_ids
 from sagakit.outbox.unit_of_work import UnitOfWork
@@ -150,7 +151,7 @@ async def place_order(
     idempotency_key: IdempotencyKey = None,
     traceparent: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
-    request = PlaceOrder(order_id=uuid.uuid4(), **body.model_dump())
+    request = PlaceOrder(order_id=new_id(), **body.model_dump())
     if idempotency_key is not None:
         cached = await ctx.redis.cached_response(body.customer_id, idempotency_key)
         if cached is not None and cached.get("request_hash") == request_hash(request):

@@ -29,6 +29,7 @@ from orchestrator.service_layer.sagas import NewSaga, SagaService
 from sagakit.contracts import PlaceOrder
 from sagakit.db.group_commit import GroupCommit
 from sagakit.errors import BusinessError
+from sagakit.ids import new_id
 from sagakit.outbox.unit_of_work import UnitOfWork
 
 
@@ -123,7 +124,7 @@ class OrderIntake:
         ]
 
     def _start(self, request: Placement, order: NewOrder) -> NewSaga:
-        saga_id = uuid.uuid4()
+        saga_id = new_id()
         return NewSaga(
             saga_id=saga_id,
             order_id=order.order_id,
